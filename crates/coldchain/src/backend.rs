@@ -1,0 +1,253 @@
+//! The backend contract: what a store must do so the handle can serve it.
+//!
+//! # Implementation guide
+//!
+//! A backend is one value that is cheap to clone. The handle clones it for
+//! every read ([`ColdRead`], `&self`) and keeps one clone in its single writer
+//! task ([`ColdWrite`], `&mut self`), so writes reach a backend one at a time
+//! and in order. An implementer must guarantee:
+//!
+//! 1. **Deadlines.** Every call gets a [`Deadline`]. A blocking store runs its
+//!    work on `spawn_blocking` and calls [`Deadline::check`] between steps
+//!    (every block, every few hundred rows); an async store wraps its awaits in
+//!    [`Deadline::run`] or sets a statement timeout. Expiry is
+//!    `ColdError::Timeout`, never a generic backend error.
+//! 2. **Atomic writes.** [`ColdWrite::append_blocks`],
+//!    [`ColdWrite::truncate_above`] and [`ColdBackend::drain_above`] each
+//!    commit all or nothing, also across a crash.
+//! 3. **Contiguity.** An append of block `n` needs the tip at `n - 1` and
+//!    `parent_hash == hash(tip)`, or an empty store (any first number);
+//!    otherwise `NotContiguous` / `ParentMismatch` and nothing is written. A
+//!    batch is checked block by block against its predecessor.
+//! 4. **Snapshots.** [`ColdRead::snapshot_reads`] is `true` only if every read
+//!    call sees one consistent state even while a write commits (MVCC). The
+//!    handle then lets reads run during writes; otherwise it drains all reads
+//!    before each write.
+//! 5. **Log queries** follow [`crate::filter`]: exact `eth_getLogs` semantics,
+//!    ordered, `TooManyLogs` rather than a partial answer.
+//! 6. **Absence is not an error**: unknown numbers and hashes are `Ok(None)`.
+//!
+//! Run [`crate::testing::conformance`] (feature `test-utils`) and the
+//! model-based property test against the backend; both are one call.
+
+use crate::{
+    BlockData, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec, RpcLog,
+    SealedHeader, StoredReceipt, TxSpec, TxWithMeta, filter::BlockSelector, model::RecoveredTx,
+};
+use alloy::{eips::BlockNumHash, primitives::BlockNumber};
+use std::future::Future;
+use tokio::sync::mpsc;
+
+/// A block removed by [`ColdBackend::drain_above`], with its receipts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainedBlock {
+    /// The removed header.
+    pub header: SealedHeader,
+    /// Its receipts, with context.
+    pub receipts: Vec<StoredReceipt>,
+}
+
+/// Options of a log stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamParams {
+    /// Most logs the stream yields. If more logs match, the stream yields
+    /// exactly `max_logs` logs and then ends with `TooManyLogs`. The same on
+    /// every backend.
+    pub max_logs: usize,
+}
+
+impl Default for StreamParams {
+    fn default() -> Self {
+        Self { max_logs: usize::MAX }
+    }
+}
+
+/// Where a log stream sends its items. A full channel makes the producer wait
+/// (bounded memory); a closed one means the consumer left and the producer
+/// should return.
+pub type LogSink = mpsc::Sender<ColdResult<RpcLog>>;
+
+/// Read side of a backend. See the [module docs](self) for the contract.
+pub trait ColdRead: Clone + Send + Sync + 'static {
+    /// Whether each read runs on one consistent snapshot, even during a write.
+    fn snapshot_reads(&self) -> bool;
+
+    /// The highest stored block, `None` when empty.
+    fn tip(
+        &self,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<Option<BlockNumHash>>> + Send;
+
+    /// A header by number or hash.
+    fn header(
+        &self,
+        spec: HeaderSpec,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<Option<SealedHeader>>> + Send;
+
+    /// A transaction with its confirmation metadata.
+    fn transaction(
+        &self,
+        spec: TxSpec,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<Option<TxWithMeta>>> + Send;
+
+    /// All transactions of a block, in order; `None` for an unknown block.
+    fn block_transactions(
+        &self,
+        block: HeaderSpec,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<Option<Vec<RecoveredTx>>>> + Send;
+
+    /// A receipt with its context.
+    fn receipt(
+        &self,
+        spec: ReceiptSpec,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<Option<StoredReceipt>>> + Send;
+
+    /// All receipts of a block, in order; `None` for an unknown block.
+    fn block_receipts(
+        &self,
+        block: HeaderSpec,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<Option<Vec<StoredReceipt>>>> + Send;
+
+    /// Logs matching `filter`, see [`crate::filter`].
+    fn get_logs(
+        &self,
+        filter: &LogFilter,
+        max_logs: usize,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<Vec<RpcLog>>> + Send;
+
+    /// Sends the logs of `filter` over the already resolved block `range` to
+    /// `sink`, in order, stopping at `max_logs` with `TooManyLogs`. `anchor`
+    /// is the block at the end of the range as the stream's setup saw it: if
+    /// it is no longer canonical, the producer sends `ReorgDetected`.
+    ///
+    /// Return after sending at most one error, or when `sink` closes. The
+    /// default reads block by block and re-checks linkage and the anchor;
+    /// snapshot backends should serve the whole stream from one snapshot.
+    fn produce_logs(
+        &self,
+        filter: LogFilter,
+        range: std::ops::RangeInclusive<BlockNumber>,
+        anchor: BlockNumHash,
+        params: StreamParams,
+        sink: LogSink,
+        deadline: Deadline,
+    ) -> impl Future<Output = ()> + Send {
+        let this = self.clone();
+        async move {
+            if let Err(e) =
+                produce_block_by_block(&this, filter, range, anchor, params, &sink, deadline).await
+            {
+                let _ = sink.send(Err(e)).await;
+            }
+        }
+    }
+}
+
+/// The default log stream producer: reads one block at a time, checks that
+/// each block links to the previous one and that the anchor is still
+/// canonical, so a reorg under a non-snapshot backend ends the stream with
+/// `ReorgDetected` instead of mixing two chains.
+pub async fn produce_block_by_block<B: ColdRead>(
+    backend: &B,
+    filter: LogFilter,
+    range: std::ops::RangeInclusive<BlockNumber>,
+    anchor: BlockNumHash,
+    params: StreamParams,
+    sink: &LogSink,
+    deadline: Deadline,
+) -> ColdResult<()> {
+    let mut sent = 0usize;
+    let mut prev_hash = None;
+    for number in range {
+        deadline.check()?;
+        let Some(header) = backend.header(HeaderSpec::Number(number), deadline.clone()).await?
+        else {
+            return Err(ColdError::ReorgDetected { number });
+        };
+        if prev_hash.is_some_and(|p| p != header.parent_hash) {
+            return Err(ColdError::ReorgDetected { number });
+        }
+        prev_hash = Some(header.hash());
+        if !filter.may_match_bloom(&header.logs_bloom) {
+            continue;
+        }
+        let block_filter =
+            LogFilter { blocks: BlockSelector::Hash(header.hash()), ..filter.clone() };
+        let logs = match backend.get_logs(&block_filter, usize::MAX, deadline.clone()).await {
+            Err(ColdError::UnknownBlockHash(_)) => return Err(ColdError::ReorgDetected { number }),
+            other => other?,
+        };
+        for log in logs {
+            if sent == params.max_logs {
+                return Err(ColdError::TooManyLogs { limit: params.max_logs });
+            }
+            sent += 1;
+            tokio::select! {
+                r = sink.send(Ok(log)) => if r.is_err() { return Ok(()) },
+                _ = deadline.expired() => return Err(ColdError::Timeout { op: deadline.op() }),
+            }
+        }
+        let current = backend.header(HeaderSpec::Number(anchor.number), deadline.clone()).await?;
+        if current.map(|h| h.hash()) != Some(anchor.hash) {
+            return Err(ColdError::ReorgDetected { number: anchor.number });
+        }
+    }
+    Ok(())
+}
+
+/// Write side of a backend. Calls arrive one at a time, in order.
+pub trait ColdWrite: Send + 'static {
+    /// Appends blocks atomically, checking contiguity and parent linkage.
+    fn append_blocks(
+        &mut self,
+        blocks: Vec<BlockData>,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<()>> + Send;
+
+    /// Removes every block above `number`, with all its index entries.
+    fn truncate_above(
+        &mut self,
+        number: BlockNumber,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<()>> + Send;
+}
+
+/// A complete backend: reads, writes, and drain.
+pub trait ColdBackend: ColdRead + ColdWrite {
+    /// Reads the blocks above `number` with their receipts, then removes them;
+    /// atomically where the store allows.
+    fn drain_above(
+        &mut self,
+        number: BlockNumber,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<Vec<DrainedBlock>>> + Send;
+}
+
+/// Checks that `blocks` extend `tip` block by block; shared by backends.
+pub fn check_contiguous(tip: Option<BlockNumHash>, blocks: &[BlockData]) -> ColdResult<()> {
+    let mut prev = tip;
+    for block in blocks {
+        block.validate()?;
+        if let Some(prev) = prev {
+            let expected = prev.number + 1;
+            if block.number() != expected {
+                return Err(ColdError::NotContiguous { expected, got: block.number() });
+            }
+            if block.header.parent_hash != prev.hash {
+                return Err(ColdError::ParentMismatch {
+                    number: block.number(),
+                    expected: prev.hash,
+                    got: block.header.parent_hash,
+                });
+            }
+        }
+        prev = Some(block.num_hash());
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The one error type of coldchain.
+//!
+//! Every error keeps its kind on the way up: a timeout stays [`ColdError::Timeout`]
+//! whether a backend, the permit queue or a stream noticed it, so callers can
+//! match on it and an RPC layer can map it to the right code.
+
+use alloy::primitives::{B256, BlockNumber};
+
+/// Result alias used across coldchain.
+pub type ColdResult<T> = Result<T, ColdError>;
+
+/// Everything that can go wrong in coldchain, by kind.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ColdError {
+    /// The operation did not finish before its deadline.
+    #[error("{op} timed out; retry, narrow the request, or raise the deadline")]
+    Timeout {
+        /// The operation that timed out (for example `get_logs`).
+        op: &'static str,
+    },
+    /// A non-waiting write found the write queue full.
+    #[error("write queue is full; retry later or use the waiting variant")]
+    Backpressure,
+    /// The handle was shut down: the call was refused or abandoned.
+    #[error("storage task terminated (shutdown); the call was not completed")]
+    TaskTerminated,
+    /// An append did not extend the tip.
+    #[error("block {got} does not extend the store: expected block {expected}")]
+    NotContiguous {
+        /// The number the next block must have.
+        expected: BlockNumber,
+        /// The number that was offered.
+        got: BlockNumber,
+    },
+    /// An append's parent hash does not match the stored tip.
+    #[error("block {number} has parent {got}, but the stored block {} has hash {expected}", number - 1)]
+    ParentMismatch {
+        /// The offered block's number.
+        number: BlockNumber,
+        /// The hash of the stored tip.
+        expected: B256,
+        /// The offered block's parent hash.
+        got: B256,
+    },
+    /// A block is internally inconsistent (for example receipts and
+    /// transactions differ in count).
+    #[error("invalid block {number}: {reason}")]
+    InvalidBlock {
+        /// The offending block.
+        number: BlockNumber,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A log filter is malformed.
+    #[error("invalid log filter: {0}")]
+    InvalidFilter(String),
+    /// A log query matched more logs than allowed.
+    #[error("query matched more than {limit} logs; narrow the block range or the filter")]
+    TooManyLogs {
+        /// The maximum number of logs the caller allowed.
+        limit: usize,
+    },
+    /// A filter named a block hash that the store does not hold.
+    #[error("unknown block hash {0}")]
+    UnknownBlockHash(B256),
+    /// A stream found that the blocks it was reading were replaced.
+    #[error("reorg detected at block {number}: the stream's blocks were replaced; restart it")]
+    ReorgDetected {
+        /// The block whose hash changed.
+        number: BlockNumber,
+    },
+    /// Backend work panicked; the operation failed, the handle keeps serving.
+    #[error("{op} panicked in the backend: {message}")]
+    Panicked {
+        /// The operation whose work panicked.
+        op: &'static str,
+        /// The panic payload, if it was a string.
+        message: String,
+    },
+    /// Stored bytes could not be decoded.
+    #[error("corrupt or unsupported stored data: {0}")]
+    Codec(#[from] crate::codec::CodecError),
+    /// Any other backend failure (I/O, database, ...).
+    #[error("backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl ColdError {
+    /// Wraps any backend error.
+    pub fn backend(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(err))
+    }
+
+    /// A short stable name of the error's kind, for metrics labels.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout { .. } => "timeout",
+            Self::Backpressure => "backpressure",
+            Self::TaskTerminated => "terminated",
+            Self::NotContiguous { .. } => "not_contiguous",
+            Self::ParentMismatch { .. } => "parent_mismatch",
+            Self::InvalidBlock { .. } => "invalid_block",
+            Self::InvalidFilter(_) => "invalid_filter",
+            Self::TooManyLogs { .. } => "too_many_logs",
+            Self::UnknownBlockHash(_) => "unknown_block_hash",
+            Self::ReorgDetected { .. } => "reorg",
+            Self::Panicked { .. } => "panic",
+            Self::Codec(_) => "codec",
+            Self::Backend(_) => "backend",
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Log filters with exact `eth_getLogs` semantics.
+//!
+//! - Blocks: a numeric range with optional ends (open ends resolve against the
+//!   tip; a range beyond the tip is clamped to it; a range starting above the
+//!   tip matches nothing) or one block hash (an unknown hash is
+//!   [`ColdError::UnknownBlockHash`]).
+//! - Addresses: a set, OR-ed; empty matches every address.
+//! - Topics: up to four positions, AND-ed; each position is `None` (wildcard)
+//!   or a set OR-ed within; an empty set is a wildcard too, as in geth.
+//! - Results are ordered by (block, transaction index, log index); more than
+//!   `max_logs` matches is [`ColdError::TooManyLogs`], never a partial answer.
+
+use crate::{ColdError, ColdResult};
+use alloy::primitives::{Address, B256, BlockNumber, Bloom, BloomInput, Log};
+
+/// Most topic positions a filter may have.
+pub const MAX_TOPICS: usize = 4;
+
+/// Which blocks a filter covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockSelector {
+    /// A numeric range; `None` ends mean the tip.
+    Range {
+        /// First block (inclusive); `None` means the tip.
+        from: Option<BlockNumber>,
+        /// Last block (inclusive); `None` means the tip.
+        to: Option<BlockNumber>,
+    },
+    /// Exactly one block, by hash (EIP-234).
+    Hash(B256),
+}
+
+/// A log filter in the shape of `eth_getLogs`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogFilter {
+    /// Which blocks to search.
+    pub blocks: BlockSelector,
+    /// Addresses to match (OR); empty matches all.
+    pub addresses: Vec<Address>,
+    /// Topic positions (AND across, OR within); `None` is a wildcard.
+    pub topics: Vec<Option<Vec<B256>>>,
+}
+
+impl Default for LogFilter {
+    fn default() -> Self {
+        Self {
+            blocks: BlockSelector::Range { from: None, to: None },
+            addresses: vec![],
+            topics: vec![],
+        }
+    }
+}
+
+impl LogFilter {
+    /// A filter over blocks `from..=to` with no address or topic condition.
+    pub fn range(from: BlockNumber, to: BlockNumber) -> Self {
+        Self {
+            blocks: BlockSelector::Range { from: Some(from), to: Some(to) },
+            ..Default::default()
+        }
+    }
+
+    /// A filter over one block by hash.
+    pub fn at_hash(hash: B256) -> Self {
+        Self { blocks: BlockSelector::Hash(hash), ..Default::default() }
+    }
+
+    /// Adds an address to match.
+    pub fn address(mut self, address: Address) -> Self {
+        self.addresses.push(address);
+        self
+    }
+
+    /// Sets topic position `pos` (0..4) to the given set.
+    pub fn topic(mut self, pos: usize, values: Vec<B256>) -> Self {
+        if self.topics.len() <= pos {
+            self.topics.resize(pos + 1, None);
+        }
+        self.topics[pos] = Some(values);
+        self
+    }
+
+    /// Rejects malformed filters: more than four topic positions, or an
+    /// explicit `from` above an explicit `to`.
+    pub fn validate(&self) -> ColdResult<()> {
+        if self.topics.len() > MAX_TOPICS {
+            return Err(ColdError::InvalidFilter(format!(
+                "{} topic positions given, at most {MAX_TOPICS} allowed",
+                self.topics.len()
+            )));
+        }
+        if let BlockSelector::Range { from: Some(from), to: Some(to) } = self.blocks
+            && from > to
+        {
+            return Err(ColdError::InvalidFilter(format!(
+                "fromBlock {from} is above toBlock {to}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Resolves a range selector against the tip: the inclusive block range to
+    /// search, or `None` when nothing can match (empty store, or start above
+    /// the tip). Errors when an open `from` resolves above an explicit `to`.
+    /// For a hash selector, returns `None`; backends look the hash up.
+    pub fn resolve_range(
+        &self,
+        tip: Option<BlockNumber>,
+    ) -> ColdResult<Option<std::ops::RangeInclusive<BlockNumber>>> {
+        self.validate()?;
+        let BlockSelector::Range { from, to } = self.blocks else { return Ok(None) };
+        let Some(tip) = tip else { return Ok(None) };
+        let from = from.unwrap_or(tip);
+        let to = to.unwrap_or(tip);
+        if from > to {
+            return Err(ColdError::InvalidFilter(format!(
+                "fromBlock {from} is above toBlock {to}"
+            )));
+        }
+        if from > tip {
+            return Ok(None);
+        }
+        Ok(Some(from..=to.min(tip)))
+    }
+
+    /// Whether a log matches the address and topic conditions.
+    pub fn matches(&self, log: &Log) -> bool {
+        if !self.addresses.is_empty() && !self.addresses.contains(&log.address) {
+            return false;
+        }
+        let topics = log.topics();
+        for (pos, want) in self.topics.iter().enumerate() {
+            let Some(set) = want else { continue };
+            if set.is_empty() {
+                continue;
+            }
+            match topics.get(pos) {
+                Some(t) if set.contains(t) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether a block with this bloom may contain a match (no false
+    /// negatives).
+    pub fn may_match_bloom(&self, bloom: &Bloom) -> bool {
+        if !self.addresses.is_empty()
+            && !self.addresses.iter().any(|a| bloom.contains_input(BloomInput::Raw(a.as_slice())))
+        {
+            return false;
+        }
+        self.topics
+            .iter()
+            .flatten()
+            .filter(|set| !set.is_empty())
+            .all(|set| set.iter().any(|t| bloom.contains_input(BloomInput::Raw(t.as_slice()))))
+    }
+}
+
+/// Collects matches under a `max_logs` cap: pushing beyond the cap fails with
+/// [`ColdError::TooManyLogs`]. Exactly `max_logs` matches is fine.
+#[derive(Debug)]
+pub struct LogCollector {
+    limit: usize,
+    logs: Vec<crate::RpcLog>,
+}
+
+impl LogCollector {
+    /// A collector that accepts at most `limit` logs.
+    pub fn new(limit: usize) -> Self {
+        Self { limit, logs: Vec::new() }
+    }
+
+    /// Adds one match.
+    pub fn push(&mut self, log: crate::RpcLog) -> ColdResult<()> {
+        if self.logs.len() >= self.limit {
+            return Err(ColdError::TooManyLogs { limit: self.limit });
+        }
+        self.logs.push(log);
+        Ok(())
+    }
+
+    /// The collected logs, in insertion order.
+    pub fn finish(self) -> Vec<crate::RpcLog> {
+        self.logs
+    }
+}
