@@ -21,3 +21,6 @@ pub use model::{
 
 #[cfg(feature = "test-utils")]
 pub mod testing;
+
+pub mod handle;
+pub use handle::{ColdConfig, ColdStorage, ColdStorageBuilder, LogStream, PendingWrite};

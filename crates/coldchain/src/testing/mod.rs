@@ -7,3 +7,5 @@ pub mod chain;
 pub use chain::{
     ChainShape, TestRng, test_address, test_block, test_chain, test_chain_with, test_topic,
 };
+pub mod gated;
+pub use gated::GatedBackend;

@@ -1,0 +1,534 @@
+//! The `ColdStorage` handle: all of coldchain's concurrency lives here.
+//!
+//! ```text
+//!  callers (many, cloned handles)
+//!    │ reads               │ writes                     │ stream_logs
+//!    ▼                     ▼                            ▼
+//!  ReadPermits (R, FIFO)  WriteQueue (bounded) ──►   StreamPermits (S)
+//!    │ permit travels      │ one writer task,           │ setup: read deadline,
+//!    │ with the work       │ submission order;          │ no read permit
+//!    ▼                     │ no snapshots: takes all    ▼
+//!  backend read task ◄─────┘ R permits first (drain)   producer task ──► bounded
+//!    (permit returns when    ▼                           channel ──► LogStream
+//!     the work really ends) backend write task
+//! ```
+//!
+//! The invariants C1–C12 of DESIGN.md, where each is kept:
+//!
+//! | | invariant | where |
+//! |---|---|---|
+//! | C1 | at most R backend reads at once; permit travels with the work; FIFO | [`ColdStorage::read`] (private), `tokio::sync::Semaphore` is fair |
+//! | C2 | any mix of readers, writers and streams completes | every wait is bounded by a deadline and by shutdown |
+//! | C3 | writes serialized, in submission order, atomic | [`writer`]: one task, one FIFO queue; atomicity is the backend's |
+//! | C4 | drain-before-write without snapshots | [`writer`]: `acquire_many(R)` before the write |
+//! | C5 | a draining write goes before later reads | the fair semaphore queues the writer's `acquire_many` ahead of them |
+//! | C6 | per-operation deadlines, counted from the call | [`Deadline`] made at the call; WARN and stop signal on expiry |
+//! | C7 | streams use S stream permits, bounded setup and life | [`stream`] |
+//! | C8 | `dispatch_*` never waits | [`ColdStorage::dispatch_append_blocks`] uses `try_send` |
+//! | C9 | shutdown answers everyone at once and finishes | one `CancellationToken` raced by every wait; tasks tracked |
+//! | C10 | cache never serves above a truncation | [`cache`]: purge + generation before the writer answers |
+//! | C11 | read-your-writes; durable tip as a watch | the writer updates the watch before it answers |
+//! | C12 | a panic is that caller's error | backend work runs in its own task; `JoinError` becomes `Panicked` |
+//!
+//! Cancellation: every async method is cancel-safe for the caller. Dropping a
+//! read's future does not return its permit early: the permit belongs to the
+//! backend work and returns when that work ends. Dropping a write's future
+//! does not cancel the write once it is queued.
+
+pub mod cache;
+pub mod metrics;
+pub mod stream;
+mod writer;
+
+use crate::{
+    BlockData, ColdBackend, ColdError, ColdResult, Deadline, DrainedBlock, HeaderSpec, LogFilter,
+    ReceiptSpec, RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta, model::RecoveredTx,
+};
+use alloy::{eips::BlockNumHash, primitives::BlockNumber};
+use cache::{BlockCache, CacheBudget};
+use std::{sync::Arc, time::Duration};
+pub use stream::LogStream;
+use tokio::{
+    sync::{Semaphore, mpsc, watch},
+    time::Instant,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+pub use writer::PendingWrite;
+use writer::{WriteOp, WriteRequest};
+
+/// Limits and deadlines of a [`ColdStorage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColdConfig {
+    /// Backend reads at once (R).
+    pub read_permits: usize,
+    /// Log streams at once (S).
+    pub stream_permits: usize,
+    /// Deadline of each read, counted from the call (includes the permit wait).
+    pub read_timeout: Duration,
+    /// Deadline of each write, counted from the call (includes queue and drain).
+    pub write_timeout: Duration,
+    /// Whole life of a log stream.
+    pub stream_timeout: Duration,
+    /// Items buffered per log stream before the producer waits.
+    pub stream_capacity: usize,
+    /// Writes queued before `dispatch_*` answers `Backpressure`.
+    pub write_queue: usize,
+    /// Cache sizes.
+    pub cache: CacheBudget,
+}
+
+impl Default for ColdConfig {
+    fn default() -> Self {
+        Self {
+            read_permits: 64,
+            stream_permits: 8,
+            read_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(30),
+            stream_timeout: Duration::from_secs(60),
+            stream_capacity: 256,
+            write_queue: 64,
+            cache: CacheBudget::default(),
+        }
+    }
+}
+
+/// Builds a [`ColdStorage`]; every setting has a sane default.
+#[derive(Debug, Clone)]
+pub struct ColdStorageBuilder<B> {
+    backend: B,
+    config: ColdConfig,
+}
+
+impl<B: ColdBackend> ColdStorageBuilder<B> {
+    /// Read permits R (default 64, at least 1).
+    pub fn read_permits(mut self, n: usize) -> Self {
+        self.config.read_permits = n.max(1);
+        self
+    }
+    /// Stream permits S (default 8, at least 1).
+    pub fn stream_permits(mut self, n: usize) -> Self {
+        self.config.stream_permits = n.max(1);
+        self
+    }
+    /// Read deadline (default 5 s).
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.config.read_timeout = d;
+        self
+    }
+    /// Write deadline (default 30 s).
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.config.write_timeout = d;
+        self
+    }
+    /// Stream deadline (default 60 s).
+    pub fn stream_timeout(mut self, d: Duration) -> Self {
+        self.config.stream_timeout = d;
+        self
+    }
+    /// Stream channel capacity (default 256, at least 1).
+    pub fn stream_capacity(mut self, n: usize) -> Self {
+        self.config.stream_capacity = n.max(1);
+        self
+    }
+    /// Write queue depth (default 64, at least 1).
+    pub fn write_queue(mut self, n: usize) -> Self {
+        self.config.write_queue = n.max(1);
+        self
+    }
+    /// Cache budget (default 4096 headers, 128 blocks of receipts; 0 disables).
+    pub fn cache(mut self, budget: CacheBudget) -> Self {
+        self.config.cache = budget;
+        self
+    }
+    /// All settings at once.
+    pub fn config(mut self, config: ColdConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Reads the backend's tip (bounded by the read deadline) and starts the
+    /// writer task. Needs a tokio runtime.
+    pub async fn build(self) -> ColdResult<ColdStorage<B>> {
+        let Self { backend, config } = self;
+        let deadline = Deadline::after("tip", config.read_timeout);
+        let tip = deadline.run(backend.tip(deadline.clone())).await?;
+        let (tip_tx, _) = watch::channel(tip);
+        let (queue_tx, queue_rx) = mpsc::channel(config.write_queue);
+        let inner = Arc::new(Inner {
+            read_permits: Arc::new(Semaphore::new(config.read_permits)),
+            stream_permits: Arc::new(Semaphore::new(config.stream_permits)),
+            cache: BlockCache::new(config.cache),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            tip: tip_tx,
+            queue: queue_tx,
+            snapshot_reads: backend.snapshot_reads(),
+            backend,
+            config,
+        });
+        if let Some(tip) = tip {
+            ::metrics::gauge!(metrics::DURABLE_TIP).set(tip.number as f64);
+        }
+        inner.tracker.spawn(writer::run(inner.clone(), queue_rx));
+        Ok(ColdStorage { inner })
+    }
+}
+
+pub(crate) struct Inner<B> {
+    pub(crate) backend: B,
+    pub(crate) config: ColdConfig,
+    pub(crate) snapshot_reads: bool,
+    pub(crate) read_permits: Arc<Semaphore>,
+    pub(crate) stream_permits: Arc<Semaphore>,
+    pub(crate) cache: BlockCache,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) tip: watch::Sender<Option<BlockNumHash>>,
+    pub(crate) queue: mpsc::Sender<WriteRequest>,
+}
+
+/// The async handle over a backend. Cheap to clone; all clones share one
+/// writer, one set of permits, one cache. See the [module docs](self).
+pub struct ColdStorage<B> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B> Clone for ColdStorage<B> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+impl<B> std::fmt::Debug for ColdStorage<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColdStorage")
+            .field("config", &self.inner.config)
+            .field("tip", &*self.inner.tip.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Logs a timeout once, names the operation, and tells the backend to stop.
+pub(crate) fn timed_out(deadline: &Deadline) -> ColdError {
+    deadline.stop();
+    tracing::warn!(
+        op = deadline.op(),
+        "coldchain operation timed out; the backend was told to stop"
+    );
+    ColdError::Timeout { op: deadline.op() }
+}
+
+impl<B: ColdBackend> ColdStorage<B> {
+    /// A builder over `backend` with default limits.
+    pub fn builder(backend: B) -> ColdStorageBuilder<B> {
+        ColdStorageBuilder { backend, config: ColdConfig::default() }
+    }
+
+    /// A handle with default limits.
+    pub async fn new(backend: B) -> ColdResult<Self> {
+        Self::builder(backend).build().await
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &ColdConfig {
+        &self.inner.config
+    }
+
+    /// Read permits free right now (for tests and health checks).
+    pub fn available_read_permits(&self) -> usize {
+        self.inner.read_permits.available_permits()
+    }
+
+    /// Stream permits free right now.
+    pub fn available_stream_permits(&self) -> usize {
+        self.inner.stream_permits.available_permits()
+    }
+
+    /// A watch of the durable tip: it changes after each write that changed
+    /// the store, before that write's caller is answered (C11).
+    pub fn tip_watch(&self) -> watch::Receiver<Option<BlockNumHash>> {
+        self.inner.tip.subscribe()
+    }
+
+    /// The durable tip as this handle last wrote or read it (no backend call).
+    pub fn durable_tip(&self) -> Option<BlockNumHash> {
+        *self.inner.tip.borrow()
+    }
+
+    /// Resolves once block `n` is durable, without polling. Fails with
+    /// `TaskTerminated` on shutdown. Cancel-safe; wrap it in a timeout to
+    /// bound the wait.
+    pub async fn wait_for_block(&self, n: BlockNumber) -> ColdResult<BlockNumHash> {
+        let mut rx = self.tip_watch();
+        tokio::select! {
+            biased;
+            _ = self.inner.shutdown.cancelled() => Err(ColdError::TaskTerminated),
+            r = rx.wait_for(|t| t.is_some_and(|t| t.number >= n)) => match r {
+                Ok(t) => (*t).ok_or(ColdError::TaskTerminated),
+                Err(_) => Err(ColdError::TaskTerminated),
+            },
+        }
+    }
+
+    /// Stops the handle: every waiting caller and every new call gets
+    /// `TaskTerminated` at once, streams end, backend work is dropped. Does
+    /// not wait; see [`Self::shutdown`].
+    pub fn cancel(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+    }
+
+    /// Whether the handle was shut down.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// Cancels and waits for the handle's tasks to end. Returns within the
+    /// longest deadline even if a backend call hangs forever (C9).
+    pub async fn shutdown(&self) {
+        self.cancel();
+        let c = &self.inner.config;
+        let bound = c.read_timeout.max(c.write_timeout);
+        if tokio::time::timeout(bound, self.inner.tracker.wait()).await.is_err() {
+            tracing::warn!(
+                "coldchain shutdown: backend work still running after {bound:?}; abandoned"
+            );
+        }
+    }
+
+    /// The common read path (C1, C6, C9, C12): take a permit within the
+    /// deadline, then run `work` in its own task that owns the permit, and
+    /// answer at the deadline whatever the backend does.
+    async fn read<T, F, Fut>(&self, op: &'static str, work: F) -> ColdResult<T>
+    where
+        F: FnOnce(B, Deadline) -> Fut + Send + 'static,
+        Fut: Future<Output = ColdResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let started = Instant::now();
+        let result = self
+            .read_inner(op, started, work)
+            .instrument(tracing::debug_span!("coldchain.read", op))
+            .await;
+        metrics::record_outcome(op, started, &result);
+        result
+    }
+
+    async fn read_inner<T, F, Fut>(
+        &self,
+        op: &'static str,
+        started: Instant,
+        work: F,
+    ) -> ColdResult<T>
+    where
+        F: FnOnce(B, Deadline) -> Fut + Send + 'static,
+        Fut: Future<Output = ColdResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = &self.inner;
+        if inner.shutdown.is_cancelled() {
+            return Err(ColdError::TaskTerminated);
+        }
+        let deadline = Deadline::at(op, started + inner.config.read_timeout);
+        let permit = tokio::select! {
+            biased;
+            _ = inner.shutdown.cancelled() => return Err(ColdError::TaskTerminated),
+            p = inner.read_permits.clone().acquire_owned() => p.map_err(|_| ColdError::TaskTerminated)?,
+            _ = tokio::time::sleep_until(deadline.instant()) => return Err(timed_out(&deadline)),
+        };
+        ::metrics::histogram!(metrics::PERMIT_WAIT).record(started.elapsed().as_secs_f64());
+        let backend = inner.backend.clone();
+        let shutdown = inner.shutdown.clone();
+        let task_deadline = deadline.clone();
+        let mut task = inner.tracker.spawn(
+            async move {
+                // The permit lives exactly as long as the backend work.
+                let _permit = permit;
+                let _in_flight = InFlight::new();
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => Err(ColdError::TaskTerminated),
+                    r = work(backend, task_deadline) => r,
+                }
+            }
+            .in_current_span(),
+        );
+        tokio::select! {
+            biased;
+            r = &mut task => join_result(op, r),
+            _ = inner.shutdown.cancelled() => Err(ColdError::TaskTerminated),
+            _ = tokio::time::sleep_until(deadline.instant()) => Err(timed_out(&deadline)),
+        }
+    }
+
+    /// The highest stored block, from the backend.
+    pub async fn tip(&self) -> ColdResult<Option<BlockNumHash>> {
+        self.read("tip", |b, d| async move { b.tip(d).await }).await
+    }
+
+    /// A header by number or hash (cached).
+    pub async fn header(&self, spec: impl Into<HeaderSpec>) -> ColdResult<Option<SealedHeader>> {
+        let spec = spec.into();
+        let cache = &self.inner.cache;
+        let hit = match spec {
+            HeaderSpec::Number(n) => cache.header_by_number(n),
+            HeaderSpec::Hash(h) => cache.header_by_hash(&h),
+        };
+        metrics::cache_lookup(hit.is_some());
+        if hit.is_some() {
+            return Ok(hit);
+        }
+        let generation = cache.generation();
+        let header =
+            self.read("header", move |b, d| async move { b.header(spec, d).await }).await?;
+        if let Some(h) = &header {
+            cache.insert_header(generation, h);
+        }
+        Ok(header)
+    }
+
+    /// A transaction with its confirmation metadata.
+    pub async fn transaction(&self, spec: TxSpec) -> ColdResult<Option<TxWithMeta>> {
+        self.read("transaction", move |b, d| async move { b.transaction(spec, d).await }).await
+    }
+
+    /// All transactions of a block.
+    pub async fn block_transactions(
+        &self,
+        block: impl Into<HeaderSpec>,
+    ) -> ColdResult<Option<Vec<RecoveredTx>>> {
+        let block = block.into();
+        self.read(
+            "block_transactions",
+            move |b, d| async move { b.block_transactions(block, d).await },
+        )
+        .await
+    }
+
+    /// A receipt with its context.
+    pub async fn receipt(&self, spec: ReceiptSpec) -> ColdResult<Option<StoredReceipt>> {
+        self.read("receipt", move |b, d| async move { b.receipt(spec, d).await }).await
+    }
+
+    /// All receipts of a block (cached by block number).
+    pub async fn block_receipts(
+        &self,
+        block: impl Into<HeaderSpec>,
+    ) -> ColdResult<Option<Arc<Vec<StoredReceipt>>>> {
+        let block = block.into();
+        let cache = &self.inner.cache;
+        let number = match block {
+            HeaderSpec::Number(n) => Some(n),
+            HeaderSpec::Hash(h) => cache.header_by_hash(&h).map(|h| h.number),
+        };
+        if let Some(hit) = number.and_then(|n| cache.receipts(n)) {
+            metrics::cache_lookup(true);
+            return Ok(Some(hit));
+        }
+        metrics::cache_lookup(false);
+        let generation = cache.generation();
+        let receipts = self
+            .read("block_receipts", move |b, d| async move { b.block_receipts(block, d).await })
+            .await?;
+        Ok(receipts.map(|r| {
+            let r = Arc::new(r);
+            if let Some(n) = r.first().map(|r| r.block_number).or(number) {
+                cache.insert_receipts(generation, n, r.clone());
+            }
+            r
+        }))
+    }
+
+    /// Logs matching `filter`, at most `max_logs` (else `TooManyLogs`).
+    pub async fn get_logs(&self, filter: LogFilter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
+        filter.validate()?;
+        self.read("get_logs", move |b, d| async move { b.get_logs(&filter, max_logs, d).await })
+            .await
+    }
+
+    /// Appends blocks atomically; waits for room in the queue and for the
+    /// write, within the write deadline. Cancel-safe: once queued, the write
+    /// happens even if this future is dropped.
+    pub async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
+        self.write(WriteOp::Append(blocks)).await.map(drop)
+    }
+
+    /// Appends one block; see [`Self::append_blocks`].
+    pub async fn append_block(&self, block: BlockData) -> ColdResult<()> {
+        self.append_blocks(vec![block]).await
+    }
+
+    /// Removes every block above `n`. When it returns, no read through this
+    /// handle (cache included) serves a block above `n`.
+    pub async fn truncate_above(&self, n: BlockNumber) -> ColdResult<()> {
+        self.write(WriteOp::Truncate(n)).await.map(drop)
+    }
+
+    /// Reads the blocks above `n` with their receipts, then removes them.
+    pub async fn drain_above(&self, n: BlockNumber) -> ColdResult<Vec<DrainedBlock>> {
+        self.write(WriteOp::Drain(n)).await
+    }
+
+    /// Queues an append without waiting (C8): a full queue is `Backpressure`
+    /// at once. The returned [`PendingWrite`] may be awaited or dropped.
+    pub fn dispatch_append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<PendingWrite> {
+        self.dispatch(WriteOp::Append(blocks))
+    }
+
+    /// Queues a truncate without waiting; see [`Self::dispatch_append_blocks`].
+    pub fn dispatch_truncate_above(&self, n: BlockNumber) -> ColdResult<PendingWrite> {
+        self.dispatch(WriteOp::Truncate(n))
+    }
+
+    /// Queues a drain without waiting; see [`Self::dispatch_append_blocks`].
+    pub fn dispatch_drain_above(&self, n: BlockNumber) -> ColdResult<PendingWrite> {
+        self.dispatch(WriteOp::Drain(n))
+    }
+
+    /// Opens a log stream over `filter`; see [`stream`].
+    pub async fn stream_logs(
+        &self,
+        filter: LogFilter,
+        params: crate::StreamParams,
+    ) -> ColdResult<LogStream> {
+        stream::open(&self.inner, filter, params).await
+    }
+}
+
+/// Counts reads running in the backend.
+struct InFlight;
+
+impl InFlight {
+    fn new() -> Self {
+        ::metrics::gauge!(metrics::READS_IN_FLIGHT).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        ::metrics::gauge!(metrics::READS_IN_FLIGHT).decrement(1.0);
+    }
+}
+
+/// Turns a finished backend task into the caller's result (C12).
+pub(crate) fn join_result<T>(
+    op: &'static str,
+    r: Result<ColdResult<T>, tokio::task::JoinError>,
+) -> ColdResult<T> {
+    match r {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_owned());
+            tracing::error!(op, %message, "backend work panicked");
+            Err(ColdError::Panicked { op, message })
+        }
+        Err(_) => Err(ColdError::TaskTerminated),
+    }
+}
