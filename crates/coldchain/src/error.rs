@@ -81,9 +81,19 @@ pub enum ColdError {
     /// Stored bytes could not be decoded.
     #[error("corrupt or unsupported stored data: {0}")]
     Codec(#[from] crate::codec::CodecError),
+    /// A block's data does not match its hashes, roots or blooms (boxed to
+    /// keep `ColdError` small).
+    #[error(transparent)]
+    Verify(#[from] Box<crate::verify::VerifyError>),
     /// Any other backend failure (I/O, database, ...).
     #[error("backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl From<crate::verify::VerifyError> for ColdError {
+    fn from(err: crate::verify::VerifyError) -> Self {
+        Self::Verify(Box::new(err))
+    }
 }
 
 impl ColdError {
@@ -107,6 +117,7 @@ impl ColdError {
             Self::ReorgDetected { .. } => "reorg",
             Self::Panicked { .. } => "panic",
             Self::Codec(_) => "codec",
+            Self::Verify(_) => "verify",
             Self::Backend(_) => "backend",
         }
     }

@@ -111,14 +111,16 @@ impl LogFilter {
         let BlockSelector::Range { from, to } = self.blocks else { return Ok(None) };
         let Some(tip) = tip else { return Ok(None) };
         let from = from.unwrap_or(tip);
+        // An explicit start above the tip matches nothing, even with an open
+        // end (which would resolve below it).
+        if from > tip {
+            return Ok(None);
+        }
         let to = to.unwrap_or(tip);
         if from > to {
             return Err(ColdError::InvalidFilter(format!(
                 "fromBlock {from} is above toBlock {to}"
             )));
-        }
-        if from > tip {
-            return Ok(None);
         }
         Ok(Some(from..=to.min(tip)))
     }

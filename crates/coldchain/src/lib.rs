@@ -3,11 +3,13 @@
 
 pub mod backend;
 pub mod codec;
+pub mod convert;
 pub mod deadline;
 pub mod error;
 pub mod filter;
 pub mod mem;
 pub mod model;
+pub mod verify;
 
 pub use backend::{ColdBackend, ColdRead, ColdWrite, DrainedBlock, StreamParams};
 pub use deadline::Deadline;

@@ -1,6 +1,6 @@
 //! An in-memory backend with snapshot reads.
 //!
-//! State is an immutable [`Snapshot`] (a vector of shared blocks) swapped
+//! State is an immutable snapshot (a vector of shared blocks) swapped
 //! atomically on each write, so every read works on one consistent view
 //! without holding a lock. Hash lookups go through shared indexes that only
 //! ever grow; each hit is verified against the reader's snapshot, so an entry
@@ -111,7 +111,8 @@ impl MemBackend {
         out: &mut LogCollector,
         deadline: &Deadline,
     ) -> ColdResult<()> {
-        for n in range {
+        // Blocks below the first stored one hold nothing: start at the first.
+        for n in (*range.start()).max(snap.first)..=*range.end() {
             let Some(block) = snap.by_number(n) else { break };
             deadline.check()?;
             Self::block_logs(block, filter, out)?;
@@ -225,7 +226,7 @@ impl ColdRead for MemBackend {
                 return Err(ColdError::ReorgDetected { number: anchor.number });
             }
             let mut sent = 0usize;
-            for n in range {
+            for n in (*range.start()).max(snap.first)..=*range.end() {
                 deadline.check()?;
                 let Some(block) = snap.by_number(n) else { break };
                 let mut logs = LogCollector::new(usize::MAX);

@@ -7,8 +7,8 @@
 
 use alloy::primitives::B256;
 use coldchain::{
-    BlockData, ColdError, ColdStorage, Deadline, HeaderSpec, LogFilter, ReceiptSpec,
-    StreamParams, TxSpec,
+    BlockData, ColdError, ColdStorage, Deadline, HeaderSpec, LogFilter, ReceiptSpec, StreamParams,
+    TxSpec,
     backend::ColdWrite,
     handle::cache::CacheBudget,
     testing::{ChainShape, GatedBackend, test_chain, test_chain_with},
@@ -27,7 +27,11 @@ fn chain(len: u64) -> Vec<BlockData> {
 }
 
 /// A gated backend holding `len` blocks (1..=len) and a handle over it.
-async fn setup(snapshot: bool, len: u64, permits: usize) -> (GatedBackend, ColdStorage<GatedBackend>, Vec<BlockData>) {
+async fn setup(
+    snapshot: bool,
+    len: u64,
+    permits: usize,
+) -> (GatedBackend, ColdStorage<GatedBackend>, Vec<BlockData>) {
     let backend = GatedBackend::new(snapshot);
     let blocks = chain(len + 20);
     let mut store = backend.store().clone();
@@ -181,7 +185,10 @@ async fn c3_writes_apply_one_at_a_time_in_submission_order() {
         .into_iter()
         .filter(|op| matches!(*op, "append_blocks" | "truncate_above"))
         .collect();
-    assert_eq!(writes, ["append_blocks", "append_blocks", "append_blocks", "truncate_above", "append_blocks"]);
+    assert_eq!(
+        writes,
+        ["append_blocks", "append_blocks", "append_blocks", "truncate_above", "append_blocks"]
+    );
     assert_eq!(h.tip().await.unwrap().unwrap().hash, blocks[11].hash());
 }
 
@@ -241,7 +248,9 @@ async fn c4_with_snapshots_reads_run_during_a_write_and_never_see_half() {
 
 #[tokio::test(start_paused = true)]
 async fn c5_a_draining_write_goes_before_reads_that_came_after_it() {
-    let (backend, h, blocks) = setup(false, 10, 2).await;
+    // R = 3 and two reads in flight: one permit is free, yet a read that
+    // arrives after the draining write must not take it.
+    let (backend, h, blocks) = setup(false, 10, 3).await;
     backend.hold("block_transactions");
     let early: Vec<_> = (1..=2).map(|n| spawn_read(&h, n)).collect();
     backend.wait_entered("block_transactions", 2).await;
@@ -250,6 +259,9 @@ async fn c5_a_draining_write_goes_before_reads_that_came_after_it() {
     let hl = h.clone();
     let late = tokio::spawn(async move { hl.receipt(ReceiptSpec::BlockNumberIndex(1, 0)).await });
     settle().await;
+    tokio::time::advance(Duration::from_secs(1)).await;
+    settle().await;
+    assert_eq!(backend.entered("receipt"), 0, "the late read waits behind the write");
     backend.release("block_transactions");
     write.await.unwrap();
     late.await.unwrap().unwrap();
@@ -352,7 +364,12 @@ async fn c6_write_timeout_answers_on_time_and_the_next_write_is_bounded_too() {
 async fn c7_eight_open_streams_and_a_ninth_do_not_delay_a_write() {
     let backend = GatedBackend::new(false);
     let blocks = chain(40);
-    backend.store().clone().append_blocks(blocks[..30].to_vec(), Deadline::none("setup")).await.unwrap();
+    backend
+        .store()
+        .clone()
+        .append_blocks(blocks[..30].to_vec(), Deadline::none("setup"))
+        .await
+        .unwrap();
     let h = ColdStorage::builder(backend.clone())
         .read_permits(2)
         .stream_permits(8)
@@ -365,7 +382,9 @@ async fn c7_eight_open_streams_and_a_ninth_do_not_delay_a_write() {
         open.push(h.stream_logs(LogFilter::range(1, 30), StreamParams::default()).await.unwrap());
     }
     let h9 = h.clone();
-    let ninth = tokio::spawn(async move { h9.stream_logs(LogFilter::range(1, 30), StreamParams::default()).await });
+    let ninth = tokio::spawn(async move {
+        h9.stream_logs(LogFilter::range(1, 30), StreamParams::default()).await
+    });
     settle().await;
     assert_eq!(h.available_stream_permits(), 0);
     assert_eq!(h.available_read_permits(), 2, "streams hold no read permit");
@@ -383,7 +402,10 @@ async fn c7_stream_setup_hang_is_bounded_by_the_read_deadline_and_holds_no_read_
     backend.hold("tip");
     let hs = h.clone();
     let start = Instant::now();
-    let stream = tokio::spawn(async move { hs.stream_logs(LogFilter::default(), StreamParams::default()).await });
+    let stream =
+        tokio::spawn(
+            async move { hs.stream_logs(LogFilter::default(), StreamParams::default()).await },
+        );
     backend.wait_entered("tip", 2).await; // once by build(), once by the setup
     assert_eq!(h.available_read_permits(), 2);
     assert!(h.header(2).await.unwrap().is_some(), "reads go on while the setup hangs");
@@ -510,7 +532,10 @@ async fn c9_cancel_during_reader_backpressure_answers_everyone_at_once() {
     assert!(is_terminated(&h.header(1).await));
     assert!(is_terminated(&h.append_blocks(vec![]).await));
     assert!(matches!(h.dispatch_truncate_above(1), Err(ColdError::TaskTerminated)));
-    assert!(matches!(h.stream_logs(LogFilter::default(), StreamParams::default()).await, Err(ColdError::TaskTerminated)));
+    assert!(matches!(
+        h.stream_logs(LogFilter::default(), StreamParams::default()).await,
+        Err(ColdError::TaskTerminated)
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -537,7 +562,8 @@ async fn c9_shutdown_finishes_with_open_streams_and_a_backend_call_hung_forever(
     let (backend, h, _) = setup(true, 20, 2).await;
     let mut streams = Vec::new();
     for _ in 0..3 {
-        streams.push(h.stream_logs(LogFilter::range(1, 20), StreamParams::default()).await.unwrap());
+        streams
+            .push(h.stream_logs(LogFilter::range(1, 20), StreamParams::default()).await.unwrap());
     }
     backend.hold("block_receipts"); // never released: hangs forever
     let hung = {

@@ -128,3 +128,40 @@ impl BlockCache {
         }
     }
 }
+
+#[cfg(all(test, feature = "test-utils"))]
+mod tests {
+    use super::*;
+    use crate::testing::test_chain;
+
+    #[test]
+    fn c10_a_read_that_raced_a_truncate_cannot_refill_the_cache() {
+        let cache = BlockCache::new(CacheBudget::default());
+        let blocks = test_chain(1, 20, B256::ZERO, 3);
+        let stale = cache.generation(); // a read starts...
+        cache.truncate_above(10); // ...a truncate returns...
+        let header = &blocks[14].header; // ...the read brings block 15 back
+        cache.insert_header(stale, header);
+        cache.insert_receipts(stale, 15, Arc::new(blocks[14].stored_receipts()));
+        assert!(cache.header_by_number(15).is_none());
+        assert!(cache.header_by_hash(&header.hash()).is_none());
+        assert!(cache.receipts(15).is_none());
+        // A read that started after the truncate fills normally.
+        cache.insert_header(cache.generation(), header);
+        assert!(cache.header_by_number(15).is_some());
+    }
+
+    #[test]
+    fn truncate_purges_only_above_the_cut() {
+        let cache = BlockCache::new(CacheBudget::default());
+        let blocks = test_chain(1, 20, B256::ZERO, 3);
+        for b in &blocks {
+            cache.insert_header(cache.generation(), &b.header);
+        }
+        cache.truncate_above(12);
+        assert!(cache.header_by_number(12).is_some());
+        assert!(cache.header_by_hash(&blocks[11].hash()).is_some());
+        assert!(cache.header_by_number(13).is_none());
+        assert!(cache.header_by_hash(&blocks[12].hash()).is_none());
+    }
+}

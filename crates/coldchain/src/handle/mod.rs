@@ -17,10 +17,10 @@
 //!
 //! | | invariant | where |
 //! |---|---|---|
-//! | C1 | at most R backend reads at once; permit travels with the work; FIFO | [`ColdStorage::read`] (private), `tokio::sync::Semaphore` is fair |
+//! | C1 | at most R backend reads at once; permit travels with the work; FIFO | `ColdStorage::read` (private): the permit moves into the backend task; `tokio::sync::Semaphore` is fair |
 //! | C2 | any mix of readers, writers and streams completes | every wait is bounded by a deadline and by shutdown |
-//! | C3 | writes serialized, in submission order, atomic | [`writer`]: one task, one FIFO queue; atomicity is the backend's |
-//! | C4 | drain-before-write without snapshots | [`writer`]: `acquire_many(R)` before the write |
+//! | C3 | writes serialized, in submission order, atomic | `writer`: one task, one FIFO queue; atomicity is the backend's |
+//! | C4 | drain-before-write without snapshots | `writer`: `acquire_many(R)` before the write |
 //! | C5 | a draining write goes before later reads | the fair semaphore queues the writer's `acquire_many` ahead of them |
 //! | C6 | per-operation deadlines, counted from the call | [`Deadline`] made at the call; WARN and stop signal on expiry |
 //! | C7 | streams use S stream permits, bounded setup and life | [`stream`] |

@@ -259,8 +259,12 @@ pub fn test_block(number: u64, parent: B256, seed: u64, shape: ChainShape) -> Bl
         gas_limit: 60_000_000,
         gas_used: cumulative,
         base_fee_per_gas: Some(base_fee),
+        // A Cancun-shaped header: RLP fields are positional, so the blob
+        // fields need the withdrawals root and beacon root before them.
+        withdrawals_root: Some(alloy::consensus::constants::EMPTY_WITHDRAWALS),
         excess_blob_gas: Some(0),
         blob_gas_used: Some(0),
+        parent_beacon_block_root: Some(B256::ZERO),
         logs_bloom: bloom,
         transactions_root: calculate_transaction_root(&envelopes),
         receipts_root: calculate_receipt_root(&receipts),

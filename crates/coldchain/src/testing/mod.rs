@@ -9,3 +9,12 @@ pub use chain::{
 };
 pub mod gated;
 pub use gated::GatedBackend;
+pub mod conformance;
+pub use conformance::{conformance, conformance_streams};
+pub mod fixtures;
+pub mod model;
+pub mod prop;
+pub use model::ReferenceModel;
+pub use prop::{ModelCase, Op, model_case, run_model_test};
+pub mod through_handle;
+pub use through_handle::ThroughHandle;
