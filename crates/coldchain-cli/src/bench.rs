@@ -1,0 +1,632 @@
+//! `coldchain bench`: the reference workload W1 through the public handle.
+//!
+//! Every figure is measured through [`ColdStorage`], as users see it, after a
+//! warm-up, over several runs; the report gives medians and p99s, and
+//! `--compare` gives the ratio of each figure to an earlier `--json` result
+//! (ratios from one machine are the only comparisons this tool makes).
+//!
+//! Order of work: I1 appends the first blocks one per write, I2 the rest 100
+//! per write; then the queries Q1–Q4 and Q6 on the full chain, Q5 (Q4 while
+//! appending a block every 100 ms past the chain), and R1 (truncate or drain
+//! the last 64 blocks, then append them back). Nothing here asserts a time.
+
+use crate::store::{OnBackend, StoreSpec, disk_usage, run_on};
+use alloy::primitives::{B256, BlockNumber};
+use coldchain::{
+    BlockData, ColdBackend, ColdStorage, HeaderSpec, LogFilter, ReceiptSpec, StreamParams, TxSpec,
+};
+use coldchain_w1::{W1, W1Params, W1Rng};
+use eyre::{Result, WrapErr, bail};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+/// One operation of WORKLOAD.md.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[value(rename_all = "UPPER")]
+pub enum Op {
+    /// Append, one block per write.
+    I1,
+    /// Append, 100 blocks per write.
+    I2,
+    /// get_logs: hot contract, 100-block windows.
+    Q1,
+    /// get_logs: a cold contract over the whole chain.
+    Q2,
+    /// get_logs: two topics over the whole chain.
+    Q3,
+    /// Point reads at 64 concurrent callers.
+    Q4,
+    /// Q4 while appending a block every 100 ms.
+    Q5,
+    /// stream_logs: hot contract, whole chain.
+    Q6,
+    /// Truncate / drain of the last 64 blocks.
+    R1,
+}
+
+/// Arguments of `coldchain bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The store: `mem`, a path for the embedded store (must not exist or be
+    /// empty), or `postgres://...` (an empty database).
+    #[arg(long, default_value = "mem")]
+    pub store: StoreSpec,
+    /// Blocks in the chain.
+    #[arg(long, default_value_t = 5_000)]
+    pub blocks: u64,
+    /// Transactions per block.
+    #[arg(long, default_value_t = 150)]
+    pub txs_per_block: u64,
+    /// Operations to run, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "I1,I2,Q1,Q2,Q3,Q4,Q5,Q6,R1",
+        ignore_case = true
+    )]
+    pub ops: Vec<Op>,
+    /// Runs of each operation (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Length of one Q4 / Q5 run, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Concurrent callers in Q4 / Q5.
+    #[arg(long, default_value_t = 64)]
+    pub tasks: usize,
+    /// Generator seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Print each figure's ratio to this earlier JSON result.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+}
+
+/// One measured figure set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OpResult {
+    /// Operation id, e.g. `Q2` or `R1 drain`.
+    pub op: String,
+    /// Samples behind the figures.
+    pub samples: usize,
+    /// Median latency of one sample, milliseconds.
+    pub median_ms: f64,
+    /// 99th percentile latency, milliseconds.
+    pub p99_ms: f64,
+    /// Throughput (blocks/s for appends, ops/s for reads, logs/s for Q6).
+    pub rate: Option<f64>,
+    /// Unit of `rate`.
+    pub unit: String,
+    /// Further figures by name.
+    pub extra: BTreeMap<String, f64>,
+}
+
+/// The whole report, as `--json` writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// The command line.
+    pub command: String,
+    /// The store kind.
+    pub store: String,
+    /// Blocks in the chain.
+    pub blocks: u64,
+    /// Transactions per block.
+    pub txs_per_block: u64,
+    /// Cores and load when the run started.
+    pub machine: BTreeMap<String, String>,
+    /// Bytes on disk per block after ingest, where measurable.
+    pub bytes_per_block: Option<f64>,
+    /// Figures per operation.
+    pub results: Vec<OpResult>,
+}
+
+/// Runs `coldchain bench`.
+pub async fn run(args: BenchArgs) -> Result<Report> {
+    if args.runs == 0 || args.blocks < 200 {
+        bail!("bench needs --runs >= 1 and --blocks >= 200");
+    }
+    if let StoreSpec::Path(p) = &args.store
+        && p.exists()
+        && std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(true)
+    {
+        bail!(
+            "{} exists and is not empty: bench needs a fresh store (it writes and truncates)",
+            p.display()
+        );
+    }
+    let previous = match &args.compare {
+        Some(path) => Some(read_report(path)?),
+        None => None,
+    };
+    let store = args.store.clone();
+    let report = run_on(&store, Bench(args.clone())).await?;
+    print_report(&report, previous.as_ref());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .wrap_err_with(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(report)
+}
+
+fn read_report(path: &PathBuf) -> Result<Report> {
+    let bytes = std::fs::read(path).wrap_err_with(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .wrap_err_with(|| format!("{} is not a bench JSON report", path.display()))
+}
+
+struct Bench(BenchArgs);
+
+/// What the queries need to know about the chain.
+struct Targets {
+    tx_hashes: Vec<B256>,
+    block_hashes: Vec<B256>,
+    first: BlockNumber,
+    /// The most recent appended blocks, to append back after R1.
+    recent: VecDeque<BlockData>,
+}
+
+impl Targets {
+    fn record(&mut self, blocks: &[BlockData]) {
+        for b in blocks {
+            self.block_hashes.push(b.hash());
+            self.tx_hashes.extend(b.transactions.iter().map(|t| *t.inner().tx_hash()));
+            self.recent.push_back(b.clone());
+            if self.recent.len() > 64 {
+                self.recent.pop_front();
+            }
+        }
+    }
+
+    fn last(&self) -> BlockNumber {
+        self.first + self.block_hashes.len() as u64 - 1
+    }
+}
+
+impl OnBackend for Bench {
+    type Output = Report;
+
+    async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<Report> {
+        let args = self.0;
+        let handle = ColdStorage::builder(backend)
+            .read_timeout(Duration::from_secs(120))
+            .write_timeout(Duration::from_secs(300))
+            .stream_timeout(Duration::from_secs(1800))
+            .build()
+            .await?;
+        if handle.tip().await?.is_some() {
+            bail!("the store {store} is not empty: bench needs a fresh store");
+        }
+        let params = W1Params {
+            blocks: args.blocks,
+            txs_per_block: args.txs_per_block,
+            seed: args.seed,
+            ..W1Params::default()
+        };
+        let w1 = Arc::new(W1::try_new(params)?);
+        let mut results = Vec::new();
+        let mut targets = Targets {
+            tx_hashes: Vec::new(),
+            block_hashes: Vec::new(),
+            first: w1.numbers().start,
+            recent: VecDeque::new(),
+        };
+        let has = |op| args.ops.contains(&op);
+
+        // Ingest: I1 then I2.
+        let i1_blocks = if has(Op::I1) { (args.blocks / 5).min(1_000) } else { 0 };
+        eprintln!(
+            "bench: generating and appending {} W1 blocks ({} one per write)",
+            args.blocks, i1_blocks
+        );
+        let (i1, i2) = ingest(&handle, &w1, i1_blocks, args.runs, &mut targets).await?;
+        if let Some(r) = i1 {
+            results.push(r);
+        }
+        if has(Op::I2)
+            && let Some(r) = i2
+        {
+            results.push(r);
+        }
+        let bytes_per_block = disk_usage(store).map(|b| b as f64 / args.blocks as f64);
+
+        let mut rng = W1Rng::new(args.seed ^ 0xBE7C_4000);
+        let end = targets.last();
+        if has(Op::Q1) {
+            let windows: Vec<u64> = distinct_windows(&mut rng, targets.first, end, 50);
+            let hot = w1.hot_contract();
+            let queries: Vec<LogFilter> =
+                windows.iter().map(|s| LogFilter::range(*s, s + 99).address(hot)).collect();
+            results.push(log_queries(&handle, "Q1", &queries, args.runs).await?);
+        }
+        if has(Op::Q2) {
+            let q = LogFilter::range(targets.first, end).address(w1.contract(1_900));
+            results.push(log_queries(&handle, "Q2", &vec![q; 10], args.runs).await?);
+        }
+        if has(Op::Q3) {
+            let q = LogFilter::range(targets.first, end)
+                .topic(0, vec![w1.signature(0)])
+                .topic(2, vec![w1.q3_topic2()]);
+            results.push(log_queries(&handle, "Q3", &vec![q; 10], args.runs).await?);
+        }
+        let targets = Arc::new(Shared::new(targets));
+        if has(Op::Q4) {
+            results.push(point_reads(&handle, &targets, &args, None).await?);
+        }
+        if has(Op::Q6) {
+            results.push(stream_hot(&handle, &w1, &targets, args.runs).await?);
+        }
+        if has(Op::Q5) {
+            results.push(point_reads(&handle, &targets, &args, Some(&w1)).await?);
+        }
+        if has(Op::R1) {
+            results.extend(reorgs(&handle, &targets, args.runs).await?);
+        }
+        handle.shutdown().await;
+        Ok(Report {
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            store: match store {
+                StoreSpec::Mem => "mem".into(),
+                StoreSpec::Path(_) => "embedded".into(),
+                StoreSpec::Postgres(_) => "postgres".into(),
+            },
+            blocks: args.blocks,
+            txs_per_block: args.txs_per_block,
+            machine: machine(),
+            bytes_per_block,
+            results,
+        })
+    }
+}
+
+type Shared<T> = parking_lot::Mutex<T>;
+
+async fn ingest<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    w1: &W1,
+    i1_blocks: u64,
+    runs: usize,
+    targets: &mut Targets,
+) -> Result<(Option<OpResult>, Option<OpResult>)> {
+    let range = w1.numbers();
+    let mut parent = B256::ZERO;
+    let mut next = range.start;
+    // I1: one block per write; `runs` segments, each a rate sample.
+    let mut i1 = None;
+    if i1_blocks > 0 {
+        let blocks = w1.chunk_par(next, i1_blocks, parent, 0);
+        targets.record(&blocks);
+        let mut latencies = Vec::with_capacity(blocks.len());
+        let segment = (blocks.len() / runs).max(1);
+        let mut rates = Vec::new();
+        let mut seg_start = Instant::now();
+        for (i, block) in blocks.into_iter().enumerate() {
+            parent = block.hash();
+            let t = Instant::now();
+            handle.append_block(block).await?;
+            latencies.push(t.elapsed());
+            if (i + 1) % segment == 0 {
+                rates.push(segment as f64 / seg_start.elapsed().as_secs_f64());
+                seg_start = Instant::now();
+            }
+        }
+        next += i1_blocks;
+        i1 = Some(figures("I1", &latencies, Some(median_f(&mut rates)), "blocks/s"));
+    }
+    // I2: the rest, 100 per write; generation overlaps with writing.
+    let mut latencies = Vec::new();
+    let mut rates = Vec::new();
+    while next < range.end {
+        let count = 100.min(range.end - next);
+        let blocks = w1.chunk_par(next, count, parent, 0);
+        targets.record(&blocks);
+        if let Some(last) = blocks.last() {
+            parent = last.hash();
+        }
+        let t = Instant::now();
+        handle.append_blocks(blocks).await?;
+        let elapsed = t.elapsed();
+        latencies.push(elapsed);
+        rates.push(count as f64 / elapsed.as_secs_f64());
+        next += count;
+    }
+    let i2 = (!latencies.is_empty())
+        .then(|| figures("I2", &latencies, Some(median_f(&mut rates)), "blocks/s"));
+    Ok((i1, i2))
+}
+
+fn distinct_windows(rng: &mut W1Rng, first: u64, last: u64, n: usize) -> Vec<u64> {
+    let span = last.saturating_sub(first + 99) + 1;
+    let mut out: Vec<u64> = Vec::new();
+    while out.len() < n.min(span as usize) {
+        let s = first + rng.below(span);
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+async fn log_queries<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    op: &str,
+    queries: &[LogFilter],
+    runs: usize,
+) -> Result<OpResult> {
+    const MAX_LOGS: usize = 10_000_000;
+    let mut logs = 0usize;
+    for q in queries {
+        logs = handle.get_logs(q.clone(), MAX_LOGS).await?.len(); // warm-up
+    }
+    let mut latencies = Vec::new();
+    for _ in 0..runs {
+        for q in queries {
+            let t = Instant::now();
+            let n = handle.get_logs(q.clone(), MAX_LOGS).await?.len();
+            latencies.push(t.elapsed());
+            logs = n;
+        }
+    }
+    let mut r = figures(op, &latencies, None, "");
+    r.extra.insert("logs (last query)".into(), logs as f64);
+    Ok(r)
+}
+
+async fn point_reads<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    targets: &Arc<Shared<Targets>>,
+    args: &BenchArgs,
+    writes: Option<&Arc<W1>>,
+) -> Result<OpResult> {
+    let op = if writes.is_some() { "Q5" } else { "Q4" };
+    let duration = Duration::from_secs_f64(args.seconds.max(0.05));
+    let mut all = Vec::new();
+    let mut write_latencies = Vec::new();
+    let mut total_ops = 0usize;
+    let mut total_time = 0.0;
+    for run in 0..args.runs {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = writes.map(|w1| {
+            let handle = handle.clone();
+            let targets = targets.clone();
+            let stop = stop.clone();
+            let w1 = w1.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tick.tick().await;
+                    let (number, parent) = {
+                        let t = targets.lock();
+                        (t.last() + 1, *t.block_hashes.last().unwrap_or(&B256::ZERO))
+                    };
+                    let block = w1.block(number, parent);
+                    let t = Instant::now();
+                    handle.append_block(block.clone()).await?;
+                    lat.push(t.elapsed());
+                    targets.lock().record(std::slice::from_ref(&block));
+                }
+                Ok::<_, coldchain::ColdError>(lat)
+            })
+        });
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for task in 0..args.tasks {
+            let handle = handle.clone();
+            let targets = targets.clone();
+            let mut rng = W1Rng::new(args.seed ^ ((run as u64) << 32) ^ task as u64);
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while started.elapsed() < duration {
+                    let (kind, tx, number, hash) = {
+                        let t = targets.lock();
+                        let i = rng.below(t.block_hashes.len() as u64);
+                        let tx = t.tx_hashes[rng.below(t.tx_hashes.len() as u64) as usize];
+                        (rng.below(5), tx, t.first + i, t.block_hashes[i as usize])
+                    };
+                    let t = Instant::now();
+                    match kind {
+                        0 => drop(handle.transaction(TxSpec::Hash(tx)).await?),
+                        1 => drop(handle.receipt(ReceiptSpec::TxHash(tx)).await?),
+                        2 => drop(handle.header(HeaderSpec::Number(number)).await?),
+                        3 => drop(handle.header(HeaderSpec::Hash(hash)).await?),
+                        _ => drop(handle.block_receipts(HeaderSpec::Number(number)).await?),
+                    }
+                    lat.push(t.elapsed());
+                }
+                Ok::<_, coldchain::ColdError>(lat)
+            }));
+        }
+        for t in tasks {
+            let lat = t.await??;
+            total_ops += lat.len();
+            all.extend(lat);
+        }
+        total_time += started.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(w) = writer {
+            write_latencies.extend(w.await??);
+        }
+    }
+    let mut r = figures(op, &all, Some(total_ops as f64 / total_time), "ops/s");
+    if !write_latencies.is_empty() {
+        let w = figures("write", &write_latencies, None, "");
+        r.extra.insert("write median ms".into(), w.median_ms);
+        r.extra.insert("write p99 ms".into(), w.p99_ms);
+        r.extra.insert("blocks written".into(), write_latencies.len() as f64);
+    }
+    Ok(r)
+}
+
+async fn stream_hot<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    w1: &W1,
+    targets: &Arc<Shared<Targets>>,
+    runs: usize,
+) -> Result<OpResult> {
+    let (first, last) = {
+        let t = targets.lock();
+        (t.first, t.last())
+    };
+    let filter = LogFilter::range(first, last).address(w1.hot_contract());
+    let mut latencies = Vec::new();
+    let mut firsts = Vec::new();
+    let mut rates = Vec::new();
+    let mut count = 0usize;
+    for run in 0..=runs {
+        let t = Instant::now();
+        let mut stream = handle.stream_logs(filter.clone(), StreamParams::default()).await?;
+        let mut n = 0usize;
+        while let Some(item) = stream.next().await {
+            item?;
+            if n == 0 {
+                firsts.push(t.elapsed());
+            }
+            n += 1;
+        }
+        let elapsed = t.elapsed();
+        if run > 0 {
+            // run 0 is the warm-up
+            latencies.push(elapsed);
+            rates.push(n as f64 / elapsed.as_secs_f64());
+        }
+        count = n;
+    }
+    let mut r = figures("Q6", &latencies, Some(median_f(&mut rates)), "logs/s");
+    firsts.remove(0);
+    r.extra.insert("time to first log ms".into(), median(&mut firsts).as_secs_f64() * 1e3);
+    r.extra.insert("logs".into(), count as f64);
+    Ok(r)
+}
+
+async fn reorgs<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    targets: &Arc<Shared<Targets>>,
+    runs: usize,
+) -> Result<Vec<OpResult>> {
+    let mut truncate = Vec::new();
+    let mut drain = Vec::new();
+    for run in 0..runs * 2 {
+        let (cut, back) = {
+            let t = targets.lock();
+            (t.last() - 64, t.recent.iter().cloned().collect::<Vec<_>>())
+        };
+        let t = Instant::now();
+        if run % 2 == 0 {
+            handle.truncate_above(cut).await?;
+            truncate.push(t.elapsed());
+        } else {
+            let drained = handle.drain_above(cut).await?;
+            drain.push(t.elapsed());
+            if drained.len() != 64 {
+                bail!("drain_above returned {} blocks, expected 64", drained.len());
+            }
+        }
+        handle.append_blocks(back).await?;
+    }
+    Ok(vec![figures("R1 truncate", &truncate, None, ""), figures("R1 drain", &drain, None, "")])
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+fn median_f(samples: &mut [f64]) -> f64 {
+    samples.sort_unstable_by(f64::total_cmp);
+    samples.get(samples.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn figures(op: &str, samples: &[Duration], rate: Option<f64>, unit: &str) -> OpResult {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let pick = |q: f64| {
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[i].as_secs_f64() * 1e3
+    };
+    OpResult {
+        op: op.to_owned(),
+        samples: samples.len(),
+        median_ms: pick(0.5),
+        p99_ms: pick(0.99),
+        rate,
+        unit: unit.to_owned(),
+        extra: BTreeMap::new(),
+    }
+}
+
+fn machine() -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert(
+        "cores".into(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()).to_string(),
+    );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        m.insert("loadavg".into(), load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    }
+    m.insert("profile".into(), if cfg!(debug_assertions) { "debug" } else { "release" }.into());
+    m
+}
+
+fn print_report(report: &Report, previous: Option<&Report>) {
+    println!(
+        "W1 bench: store={} blocks={} txs/block={} machine={:?}",
+        report.store, report.blocks, report.txs_per_block, report.machine
+    );
+    if let Some(b) = report.bytes_per_block {
+        println!("bytes on disk per block: {:.0} ({:.1} KiB)", b, b / 1024.0);
+    }
+    println!(
+        "{:<12} {:>8} {:>12} {:>12} {:>16}  extra",
+        "op", "samples", "median ms", "p99 ms", "rate"
+    );
+    for r in &report.results {
+        let rate = r.rate.map(|v| format!("{v:.0} {}", r.unit)).unwrap_or_default();
+        let extra: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k}={v:.3}")).collect();
+        println!(
+            "{:<12} {:>8} {:>12.3} {:>12.3} {:>16}  {}",
+            r.op,
+            r.samples,
+            r.median_ms,
+            r.p99_ms,
+            rate,
+            extra.join(" ")
+        );
+    }
+    if let Some(prev) = previous {
+        println!(
+            "\nratios to the earlier run (new / old; for latency lower is better, for rate higher):"
+        );
+        for r in &report.results {
+            if let Some(p) = prev.results.iter().find(|p| p.op == r.op) {
+                let ratio =
+                    |a: f64, b: f64| if b > 0.0 { format!("{:.2}x", a / b) } else { "-".into() };
+                let rate = match (r.rate, p.rate) {
+                    (Some(a), Some(b)) => ratio(a, b),
+                    _ => "-".into(),
+                };
+                println!(
+                    "{:<12} median {:>8} p99 {:>8} rate {:>8}",
+                    r.op,
+                    ratio(r.median_ms, p.median_ms),
+                    ratio(r.p99_ms, p.p99_ms),
+                    rate
+                );
+            }
+        }
+    }
+}

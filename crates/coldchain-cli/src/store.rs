@@ -1,0 +1,124 @@
+//! Choosing and opening a store from `--store`.
+//!
+//! A store is named by one string: `mem` (in memory, gone at exit), a
+//! filesystem path (the embedded store), or a `postgres://` URL. Work that
+//! runs on any backend implements [`OnBackend`], so each command is written
+//! once, generically, and [`run_on`] picks the concrete backend.
+
+use coldchain::ColdBackend;
+use eyre::Result;
+use std::{fmt, path::PathBuf, str::FromStr};
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// In memory; nothing is kept after exit.
+    Mem,
+    /// The embedded store at this path.
+    Path(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(String),
+}
+
+impl FromStr for StoreSpec {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(if s == "mem" {
+            Self::Mem
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Self::Postgres(s.to_owned())
+        } else {
+            Self::Path(PathBuf::from(s))
+        })
+    }
+}
+
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mem => f.write_str("mem"),
+            Self::Path(p) => write!(f, "{}", p.display()),
+            Self::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+/// Hides a password in a URL for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => {
+                    format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Work that runs on any backend.
+pub trait OnBackend {
+    /// What the work returns.
+    type Output;
+    /// Runs the work on an opened backend.
+    fn run<B: ColdBackend>(
+        self,
+        backend: B,
+        store: &StoreSpec,
+    ) -> impl Future<Output = Result<Self::Output>>;
+}
+
+/// Opens the store named by `spec` and runs `work` on it.
+pub async fn run_on<W: OnBackend>(spec: &StoreSpec, work: W) -> Result<W::Output> {
+    match spec {
+        StoreSpec::Mem => work.run(coldchain::MemBackend::new(), spec).await,
+        StoreSpec::Path(path) => {
+            eyre::bail!(
+                "the embedded store is not built into this binary yet (path {}); use --store mem",
+                path.display()
+            )
+        }
+        StoreSpec::Postgres(_) => {
+            eyre::bail!("PostgreSQL is not built into this binary yet ({spec}); use --store mem")
+        }
+    }
+}
+
+/// Bytes the store occupies on disk, when that can be measured.
+pub fn disk_usage(spec: &StoreSpec) -> Option<u64> {
+    fn dir_size(path: &std::path::Path) -> std::io::Result<u64> {
+        let meta = std::fs::metadata(path)?;
+        if !meta.is_dir() {
+            return Ok(meta.len());
+        }
+        let mut total = 0;
+        for entry in std::fs::read_dir(path)? {
+            total += dir_size(&entry?.path())?;
+        }
+        Ok(total)
+    }
+    match spec {
+        StoreSpec::Path(p) => dir_size(p).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_store_specs() {
+        assert_eq!("mem".parse::<StoreSpec>().unwrap(), StoreSpec::Mem);
+        assert_eq!("./data".parse::<StoreSpec>().unwrap(), StoreSpec::Path("./data".into()));
+        assert!(matches!(
+            "postgres://u@h/db".parse::<StoreSpec>().unwrap(),
+            StoreSpec::Postgres(_)
+        ));
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    }
+}
