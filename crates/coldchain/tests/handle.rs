@@ -685,3 +685,20 @@ async fn handle_without_cache_serves_the_same() {
         assert_eq!(h.block_receipts(b.number()).await.unwrap().unwrap().len(), b.receipts.len());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn c9_dropping_the_last_handle_stops_its_tasks() {
+    let (backend, h, _) = setup(true, 5, 2).await;
+    let mut tip = h.tip_watch();
+    let other = h.clone();
+    drop(h);
+    settle().await;
+    assert!(!other.is_shut_down(), "a clone keeps the handle alive");
+    drop(other);
+    // The writer ends and releases the handle's state: the watch closes.
+    tokio::time::timeout(Duration::from_secs(1), tip.changed())
+        .await
+        .expect("the writer task did not end")
+        .expect_err("the tip watch should close");
+    drop(backend);
+}

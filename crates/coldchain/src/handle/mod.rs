@@ -171,7 +171,8 @@ impl<B: ColdBackend> ColdStorageBuilder<B> {
             ::metrics::gauge!(metrics::DURABLE_TIP).set(tip.number as f64);
         }
         inner.tracker.spawn(writer::run(inner.clone(), queue_rx));
-        Ok(ColdStorage { inner })
+        let on_last_drop = Arc::new(inner.shutdown.clone().drop_guard());
+        Ok(ColdStorage { inner, _on_last_drop: on_last_drop })
     }
 }
 
@@ -189,14 +190,18 @@ pub(crate) struct Inner<B> {
 }
 
 /// The async handle over a backend. Cheap to clone; all clones share one
-/// writer, one set of permits, one cache. See the [module docs](self).
+/// writer, one set of permits, one cache. Dropping the last clone shuts the
+/// handle down, as [`ColdStorage::cancel`] does. See the [module docs](self).
 pub struct ColdStorage<B> {
     inner: Arc<Inner<B>>,
+    /// Cancels the shutdown token when the last user clone goes away (the
+    /// handle's own tasks hold `inner`, not this guard).
+    _on_last_drop: Arc<tokio_util::sync::DropGuard>,
 }
 
 impl<B> Clone for ColdStorage<B> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone() }
+        Self { inner: self.inner.clone(), _on_last_drop: self._on_last_drop.clone() }
     }
 }
 
