@@ -1,6 +1,7 @@
 //! The `coldchain` binary: serve, synth and bench over any store.
 
 mod bench;
+mod import;
 mod serve;
 mod store;
 mod synth;
@@ -25,6 +26,8 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Measure the reference workload W1 on a store.
     Bench(bench::BenchArgs),
+    /// Import blocks into a store (from a node's JSON-RPC).
+    Import(import::ImportArgs),
 }
 
 fn main() -> Result<()> {
@@ -41,6 +44,7 @@ fn main() -> Result<()> {
             Command::Serve(args) => serve::run(args).await,
             Command::Synth(args) => synth::run(args).await,
             Command::Bench(args) => bench::run(args).await.map(drop),
+            Command::Import(args) => import::run(args).await,
         }
     })
 }

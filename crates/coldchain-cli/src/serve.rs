@@ -1,17 +1,379 @@
-//! `coldchain serve`: Ethereum JSON-RPC over the store.
+//! `coldchain serve`: Ethereum JSON-RPC over the store (HTTP and WebSocket on
+//! one port, `/health`, `/metrics`), with graceful shutdown on SIGINT and
+//! SIGTERM: the listener closes, subscriptions end, calls in flight are
+//! answered within their deadline, the store's handle shuts down, and the
+//! process exits 0.
+//!
+//! `--dev` loads the reference chain W1 (300 blocks of 150 transactions by
+//! default) into an empty store first, then prints example requests with
+//! real numbers and hashes. `--import-rpc URL` copies a node's chain first
+//! (see `coldchain import rpc`), and with `--follow` keeps importing while
+//! serving, which drives subscriptions from a live node.
 
-use crate::store::StoreSpec;
-use eyre::Result;
+use crate::{
+    import::{RpcRange, import_rpc},
+    store::{OnBackend, StoreSpec, run_on},
+    synth::load_w1,
+};
+use alloy::primitives::B256;
+use coldchain::{ColdBackend, ColdStorage, HeaderSpec, LogFilter};
+use coldchain_rpc::{Limits, RpcConfig, RpcServer, client::HttpClient};
+use coldchain_w1::{W1, W1Params};
+use eyre::{Result, WrapErr};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use std::{net::SocketAddr, time::Duration};
+use tokio_util::sync::CancellationToken;
 
 /// Arguments of `coldchain serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// The store: a path (embedded), `postgres://...`, or `mem`.
-    #[arg(long, default_value = "./coldchain-data")]
-    pub store: StoreSpec,
+    /// The store: a path (embedded), `postgres://...`, or `mem`. Default
+    /// `./coldchain-data`; with `--dev`, `mem`.
+    #[arg(long)]
+    pub store: Option<StoreSpec>,
+    /// Where to serve HTTP and WebSocket (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8545")]
+    pub addr: SocketAddr,
+    /// The chain id for `eth_chainId` and `net_version` (default 1; with
+    /// `--dev`, W1's).
+    #[arg(long)]
+    pub chain_id: Option<u64>,
+    /// Load the W1 chain into an empty store, then print example requests.
+    #[arg(long)]
+    pub dev: bool,
+    /// Blocks of the `--dev` chain.
+    #[arg(long, default_value_t = 300)]
+    pub dev_blocks: u64,
+    /// Transactions per block of the `--dev` chain.
+    #[arg(long, default_value_t = 150)]
+    pub dev_txs_per_block: u64,
+    /// Import from this node's JSON-RPC (http://) before serving.
+    #[arg(long)]
+    pub import_rpc: Option<String>,
+    #[command(flatten)]
+    pub import: RpcRange,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Limits of the server; see `coldchain_rpc::Limits` for the defaults'
+/// sources.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Most blocks per eth_getLogs range (0: no limit).
+    #[arg(long, default_value_t = Limits::default().max_block_range)]
+    pub max_block_range: u64,
+    /// Most logs per eth_getLogs answer.
+    #[arg(long, default_value_t = Limits::default().max_logs)]
+    pub max_logs: usize,
+    /// Most addresses, and most topics per position, in a filter.
+    #[arg(long, default_value_t = Limits::default().max_filter_values)]
+    pub max_filter_values: usize,
+    /// Most calls per batch.
+    #[arg(long, default_value_t = Limits::default().max_batch)]
+    pub max_batch: u32,
+    /// Largest request body, bytes.
+    #[arg(long, default_value_t = Limits::default().max_request_body)]
+    pub max_request_body: u32,
+    /// Largest response body, bytes.
+    #[arg(long, default_value_t = Limits::default().max_response_body)]
+    pub max_response_body: u32,
+    /// Most open connections.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    pub max_connections: u32,
+    /// Most subscriptions per WebSocket connection.
+    #[arg(long, default_value_t = Limits::default().max_subscriptions_per_connection)]
+    pub max_subscriptions: u32,
+    /// Deadline of one call, seconds.
+    #[arg(long, default_value_t = Limits::default().request_timeout.as_secs_f64())]
+    pub request_timeout: f64,
+    /// Deadline of one store read, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub read_timeout: f64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Result<Limits> {
+        let secs = |name: &str, s: f64| {
+            Duration::try_from_secs_f64(s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| eyre::eyre!("--{name} must be a positive number of seconds"))
+        };
+        Ok(Limits {
+            max_block_range: self.max_block_range,
+            max_logs: self.max_logs.max(1),
+            max_filter_values: self.max_filter_values.max(1),
+            max_batch: self.max_batch.max(1),
+            max_request_body: self.max_request_body,
+            max_response_body: self.max_response_body,
+            max_connections: self.max_connections.max(1),
+            max_subscriptions_per_connection: self.max_subscriptions,
+            request_timeout: secs("request-timeout", self.request_timeout)?,
+            ..Limits::default()
+        })
+    }
 }
 
 /// Runs `coldchain serve`.
 pub async fn run(args: ServeArgs) -> Result<()> {
-    eyre::bail!("serve is not implemented yet (store {})", args.store)
+    let store = match (&args.store, args.dev) {
+        (Some(store), _) => store.clone(),
+        (None, true) => StoreSpec::Mem,
+        (None, false) => StoreSpec::Path("./coldchain-data".into()),
+    };
+    run_on(&store, Serve(args)).await
+}
+
+struct Serve(ServeArgs);
+
+impl OnBackend for Serve {
+    type Output = ();
+
+    async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
+        let mut signals = Signals::install()?;
+        let handle = ColdStorage::builder(backend)
+            .read_timeout(read_timeout(&self.0.limits)?)
+            .write_timeout(Duration::from_secs(300))
+            .build()
+            .await?;
+        // Stops the `--follow` importer, wherever it is.
+        let cancel = CancellationToken::new();
+        let started = tokio::select! {
+            r = start(self.0, &handle, store, &cancel) => r.map(Some),
+            signal = signals.recv() => {
+                tracing::info!(signal, "stopping before the server started");
+                Ok(None)
+            }
+        };
+        let result = match started {
+            Ok(Some(running)) => {
+                let signal = signals.recv().await;
+                tracing::info!(signal, "shutting down: finishing calls in flight");
+                // A second signal ends the process at once.
+                tokio::spawn(async move {
+                    signals.recv().await;
+                    tracing::warn!("second signal: exiting now");
+                    std::process::exit(130);
+                });
+                running.stop().await;
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        cancel.cancel();
+        handle.shutdown().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn read_timeout(limits: &LimitArgs) -> Result<Duration> {
+    Duration::try_from_secs_f64(limits.read_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| eyre::eyre!("--read-timeout must be a positive number of seconds"))
+}
+
+/// What runs until the first signal, and what to stop then.
+struct Running {
+    server: coldchain_rpc::RunningServer,
+    cancel: CancellationToken,
+    follower: Option<tokio::task::JoinHandle<()>>,
+    upkeep: tokio::task::JoinHandle<()>,
+    grace: Duration,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.cancel.cancel();
+        if let Some(follower) = self.follower {
+            let _ = follower.await;
+        }
+        if !self.server.stop(self.grace).await {
+            tracing::warn!(
+                grace = ?self.grace,
+                "some connections were still open after the grace period"
+            );
+        }
+        self.upkeep.abort();
+    }
+}
+
+/// Loads (`--dev`, `--import-rpc`) and starts the server.
+async fn start<B: ColdBackend>(
+    args: ServeArgs,
+    handle: &ColdStorage<B>,
+    store: &StoreSpec,
+    cancel: &CancellationToken,
+) -> Result<Running> {
+    let limits = args.limits.limits()?;
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .wrap_err("installing the Prometheus recorder")?;
+    let mut chain_id = args.chain_id.unwrap_or(1);
+    let w1 = if args.dev {
+        let w1 = W1::try_new(W1Params {
+            blocks: args.dev_blocks,
+            txs_per_block: args.dev_txs_per_block,
+            ..W1Params::default()
+        })?;
+        chain_id = args.chain_id.unwrap_or(w1.params().chain_id);
+        if handle.tip().await?.is_none() {
+            tracing::info!(blocks = args.dev_blocks, "--dev: loading the W1 chain");
+            load_w1(handle, &w1, 100, true).await?;
+        } else {
+            tracing::info!("--dev: the store is not empty; serving it as it is");
+        }
+        Some(w1)
+    } else {
+        None
+    };
+    let mut follower = None;
+    if let Some(url) = &args.import_rpc {
+        let client = HttpClient::new(url)?;
+        let first = RpcRange { follow: false, ..args.import.clone() };
+        let stats = import_rpc(handle, &client, &first, true, cancel).await?;
+        tracing::info!(url, blocks = stats.blocks, "imported from the node");
+        if args.import.follow {
+            let handle = handle.clone();
+            let range = RpcRange { from: None, to: None, ..args.import.clone() };
+            let cancel = cancel.clone();
+            follower = Some(tokio::spawn(async move {
+                if let Err(e) = import_rpc(&handle, &client, &range, false, &cancel).await {
+                    tracing::error!(error = %e, "following the node failed");
+                }
+            }));
+        }
+    }
+
+    let backend_name = match store {
+        StoreSpec::Mem => "mem",
+        StoreSpec::Path(_) => "mdbx",
+        StoreSpec::Postgres(_) => "postgres",
+    };
+    let config = RpcConfig {
+        chain_id,
+        backend_name: backend_name.to_owned(),
+        limits,
+        ..RpcConfig::default()
+    };
+    let server = RpcServer::new(handle.clone(), config)
+        .with_prometheus(prometheus.clone())
+        .start(args.addr)
+        .await?;
+    let addr = server.local_addr();
+    if let Some(w1) = &w1 {
+        print_examples(handle, w1, addr).await;
+    }
+    let tip = handle.durable_tip();
+    tracing::info!(
+        "serving JSON-RPC on http://{addr} and ws://{addr} (store {store}, tip {}, chain id {chain_id})",
+        tip.map_or_else(|| "none (empty store)".to_owned(), |t| format!("{} {}", t.number, t.hash)),
+    );
+    let upkeep = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            prometheus.run_upkeep();
+        }
+    });
+    let grace = limits.request_timeout + Duration::from_secs(1);
+    Ok(Running { server, cancel: cancel.clone(), follower, upkeep, grace })
+}
+
+/// SIGINT and SIGTERM handlers, installed before any work so that a signal
+/// at any moment is a clean stop (never the default kill).
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for the next SIGINT or SIGTERM and names it.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "ctrl-c"
+        }
+    }
+}
+
+/// Prints requests that work on the `--dev` chain, with real numbers and
+/// hashes from it.
+async fn print_examples<B: ColdBackend>(handle: &ColdStorage<B>, w1: &W1, addr: SocketAddr) {
+    let Some(tip) = handle.durable_tip() else { return };
+    let url = format!("http://{addr}");
+    let middle = w1.middle_block().min(tip.number);
+    let mut tx_hash = B256::ZERO;
+    if let Ok(Some(receipts)) = handle.block_receipts(HeaderSpec::Number(middle)).await
+        && let Some(r) = receipts.iter().find(|r| !r.receipt.logs().is_empty())
+    {
+        tx_hash = r.tx_hash;
+    }
+    let hot = w1.hot_contract();
+    let from = tip.number.saturating_sub(99);
+    let count = handle
+        .get_logs(LogFilter::range(from, tip.number).address(hot), usize::MAX)
+        .await
+        .map_or(0, |l| l.len());
+    let call = |method: &str, params: &str| {
+        format!(
+            "curl -s {url} -H 'content-type: application/json' \
+             -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"{method}\",\"params\":{params}}}'"
+        )
+    };
+    let logs_params = format!(
+        "[{{\"fromBlock\":\"{from:#x}\",\"toBlock\":\"{:#x}\",\"address\":\"{hot}\"}}]",
+        tip.number
+    );
+    println!(
+        "\nThe W1 dev chain: blocks {}..={}, tip {}",
+        w1.numbers().start,
+        tip.number,
+        tip.hash
+    );
+    println!("Example requests (curl):");
+    println!("  {}", call("eth_blockNumber", "[]"));
+    println!("  {}", call("eth_getBlockByNumber", &format!("[\"{middle:#x}\",false]")));
+    println!("  {}", call("eth_getTransactionByHash", &format!("[\"{tx_hash}\"]")));
+    println!("  {}", call("eth_getTransactionReceipt", &format!("[\"{tx_hash}\"]")));
+    println!("  {}", call("eth_getBlockReceipts", &format!("[\"{middle:#x}\"]")));
+    println!("  {}   # {count} logs", call("eth_getLogs", &logs_params));
+    println!("  curl -s {url}/health; curl -s {url}/metrics | head");
+    println!("Example requests (cast, from Foundry):");
+    println!("  cast block-number --rpc-url {url}");
+    println!("  cast block {middle} --rpc-url {url}");
+    println!("  cast tx {tx_hash} --rpc-url {url}");
+    println!("  cast receipt {tx_hash} --rpc-url {url}");
+    println!(
+        "  cast logs --from-block {from} --to-block {} --address {hot} --rpc-url {url}",
+        tip.number
+    );
+    println!(
+        "Subscriptions: ws://{addr} with eth_subscribe [\"newHeads\"] or [\"logs\", {{...}}]\n"
+    );
 }

@@ -1,0 +1,306 @@
+//! `eth_subscribe` / `eth_unsubscribe` over WebSocket: `newHeads` and
+//! `logs`, driven by the handle's durable-tip watch (no polling).
+//!
+//! A subscription starts at the tip it sees when it is accepted (no
+//! backfill, as in geth). Each time the tip moves it walks the new blocks in
+//! order: `newHeads` sends each header (with its hash, no size), `logs` sends
+//! each matching log of each block as its own notification.
+//!
+//! Truncation: a subscription remembers the blocks it walked (at most
+//! [`crate::Limits::reorg_window`] blocks and [`crate::Limits::max_logs`] of
+//! their matching logs). When the tip goes below one of them, or the store
+//! holds another block at its height, the subscription re-sends that block's
+//! logs with `"removed": true` (oldest block first, as geth does), then the
+//! logs of the blocks that replaced it. A reorg deeper than what it remembers
+//! is followed from the new blocks on without the older removals.
+//!
+//! Parameters: `["newHeads"]`, or `["logs", filter?]` where the filter takes
+//! `address` and `topics` as in `eth_getLogs` (`fromBlock`/`toBlock` are
+//! ignored, `blockHash` is refused). Other names (`newPendingTransactions`,
+//! `syncing`) are `-32601 "no \"X\" subscription in eth namespace"` (geth's
+//! words). Ids are `0x` + 32 hex digits ([`crate::HexIdProvider`]).
+//! `eth_unsubscribe` answers `true`, or `false` for an unknown id (geth
+//! answers an error there). Over HTTP, `eth_subscribe` is `-32601
+//! "notifications not supported"`, as in geth.
+//!
+//! A client too slow to take a notification within
+//! [`crate::Limits::subscription_send_timeout`] loses the subscription; a
+//! closed connection or the server's shutdown ends it at once.
+
+use crate::{
+    convert::header_rpc,
+    error::{INVALID_PARAMS, RpcResult, error, invalid_params},
+    eth::Api,
+    params::{Args, FilterParams},
+};
+use alloy::eips::BlockNumHash;
+use coldchain::{ColdBackend, ColdError, LogFilter, RpcLog};
+use jsonrpsee::{
+    RpcModule, SubscriptionMessage, SubscriptionSink, core::RegisterMethodError,
+    server::SendTimeoutError,
+};
+use serde::Serialize;
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+/// What a subscription follows.
+#[derive(Debug, Clone)]
+enum Kind {
+    NewHeads,
+    Logs(LogFilter),
+}
+
+impl Kind {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::NewHeads => "newHeads",
+            Self::Logs(_) => "logs",
+        }
+    }
+}
+
+fn parse(raw: Option<&str>, max_values: usize) -> RpcResult<Kind> {
+    let args = Args::parse(raw, 2)?;
+    match args.string(0)? {
+        "newHeads" => {
+            if args.optional(1).is_some() {
+                return Err(invalid_params("newHeads takes no filter"));
+            }
+            Ok(Kind::NewHeads)
+        }
+        "logs" => {
+            let FilterParams { block_hash, addresses, topics, .. } =
+                args.filter(1, true, max_values)?;
+            if block_hash.is_some() {
+                return Err(invalid_params("a logs subscription cannot take blockHash"));
+            }
+            // fromBlock/toBlock are ignored: a subscription follows new blocks.
+            Ok(Kind::Logs(LogFilter { addresses, topics, ..Default::default() }))
+        }
+        other => Err(error(
+            // geth answers an unknown subscription name with -32601.
+            crate::error::METHOD_NOT_FOUND,
+            format!("no {other:?} subscription in eth namespace"),
+        )),
+    }
+}
+
+/// Registers `eth_subscribe` and `eth_unsubscribe`.
+pub(crate) fn register<B: ColdBackend>(
+    module: &mut RpcModule<Api<B>>,
+) -> Result<(), RegisterMethodError> {
+    module.register_subscription_raw(
+        "eth_subscribe",
+        "eth_subscription",
+        "eth_unsubscribe",
+        |params, pending, api, _| {
+            let parsed = parse(params.as_str(), api.config.limits.max_filter_values);
+            tokio::spawn(async move {
+                let kind = match parsed {
+                    Ok(kind) => kind,
+                    Err(e) => return pending.reject(e).await,
+                };
+                if api.shutdown.is_cancelled() {
+                    return pending.reject(error(INVALID_PARAMS, "server is shutting down")).await;
+                }
+                let Ok(sink) = pending.accept().await else { return };
+                let label = kind.label();
+                metrics::gauge!("coldchain_rpc_subscriptions", "kind" => label).increment(1.0);
+                Follower::new(api, kind, sink).run().await;
+                metrics::gauge!("coldchain_rpc_subscriptions", "kind" => label).decrement(1.0);
+            });
+        },
+    )?;
+    Ok(())
+}
+
+/// Why a step stopped early.
+enum Stop {
+    /// The client or the server is gone: end the subscription.
+    End,
+    /// A store read failed or the store changed under the walk: walk again
+    /// shortly.
+    Retry(String),
+}
+
+impl From<ColdError> for Stop {
+    fn from(e: ColdError) -> Self {
+        match e {
+            ColdError::TaskTerminated => Self::End,
+            other => Self::Retry(other.to_string()),
+        }
+    }
+}
+
+struct Walked {
+    block: BlockNumHash,
+    logs: Vec<RpcLog>,
+}
+
+struct Follower<B> {
+    api: Arc<Api<B>>,
+    kind: Kind,
+    sink: SubscriptionSink,
+    /// Blocks walked, oldest first.
+    recent: VecDeque<Walked>,
+    /// Logs held in `recent`.
+    held_logs: usize,
+    /// The next block to walk; `None` until the store has a block.
+    next: Option<u64>,
+}
+
+impl<B: ColdBackend> Follower<B> {
+    fn new(api: Arc<Api<B>>, kind: Kind, sink: SubscriptionSink) -> Self {
+        Self { api, kind, sink, recent: VecDeque::new(), held_logs: 0, next: None }
+    }
+
+    async fn run(mut self) {
+        let mut tip_rx = self.api.handle.tip_watch();
+        if let Some(tip) = *tip_rx.borrow_and_update() {
+            self.recent.push_back(Walked { block: tip, logs: Vec::new() });
+            self.next = Some(tip.number + 1);
+        }
+        let shutdown = self.api.shutdown.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = self.sink.closed() => return,
+                changed = tip_rx.changed() => if changed.is_err() { return },
+            }
+            // Several changes may have been coalesced: walk to the latest.
+            let tip = *tip_rx.borrow_and_update();
+            match self.step(tip).await {
+                Ok(()) => {}
+                Err(Stop::End) => return,
+                Err(Stop::Retry(why)) => {
+                    tracing::debug!(%why, "subscription: walking again");
+                    // Walk again soon even if the tip does not move again.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tip_rx.mark_changed();
+                }
+            }
+        }
+    }
+
+    async fn step(&mut self, tip: Option<BlockNumHash>) -> Result<(), Stop> {
+        self.unwind(tip).await?;
+        let Some(tip) = tip else { return Ok(()) };
+        let mut next = match self.next {
+            Some(n) => n,
+            None => self
+                .api
+                .first_block()
+                .await
+                .map_err(|e| Stop::Retry(e.message().to_owned()))?
+                .unwrap_or(tip.number),
+        };
+        while next <= tip.number {
+            let handle = &self.api.handle;
+            let Some(header) = handle.header(next).await? else {
+                return Err(Stop::Retry(format!("block {next} was truncated meanwhile")));
+            };
+            if let Some(prev) = self.recent.back()
+                && prev.block.number + 1 == next
+                && prev.block.hash != header.parent_hash
+            {
+                return Err(Stop::Retry(format!(
+                    "block {} was replaced meanwhile",
+                    prev.block.number
+                )));
+            }
+            let mut logs = Vec::new();
+            match &self.kind {
+                Kind::NewHeads => self.send(&header_rpc(&header)).await?,
+                Kind::Logs(filter) => {
+                    if filter.may_match_bloom(&header.logs_bloom) {
+                        let Some(receipts) = handle.block_receipts(header.hash()).await? else {
+                            return Err(Stop::Retry(format!(
+                                "block {next} was replaced meanwhile"
+                            )));
+                        };
+                        logs = receipts
+                            .iter()
+                            .flat_map(|r| r.rpc_logs())
+                            .filter(|log| filter.matches(&log.inner))
+                            .collect();
+                        for log in &logs {
+                            self.send(log).await?;
+                        }
+                    }
+                }
+            }
+            self.remember(Walked { block: BlockNumHash::new(header.number, header.hash()), logs });
+            next += 1;
+            self.next = Some(next);
+        }
+        Ok(())
+    }
+
+    /// Pops the walked blocks that are no longer in the store and re-sends
+    /// their logs with `removed: true`, oldest first.
+    async fn unwind(&mut self, tip: Option<BlockNumHash>) -> Result<(), Stop> {
+        let mut removed = Vec::new();
+        while let Some(last) = self.recent.back() {
+            let gone = match tip {
+                None => true,
+                Some(t) if last.block.number > t.number => true,
+                Some(t) if last.block.number == t.number => last.block.hash != t.hash,
+                Some(_) => {
+                    let current = self.api.handle.header(last.block.number).await?;
+                    current.map(|h| h.hash()) != Some(last.block.hash)
+                }
+            };
+            if !gone {
+                break;
+            }
+            if let Some(walked) = self.recent.pop_back() {
+                self.held_logs -= walked.logs.len();
+                self.next = Some(walked.block.number);
+                removed.push(walked);
+            }
+        }
+        if tip.is_none() {
+            self.next = None;
+        }
+        for walked in removed.into_iter().rev() {
+            for mut log in walked.logs {
+                log.removed = true;
+                self.send(&log).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, walked: Walked) {
+        self.held_logs += walked.logs.len();
+        self.recent.push_back(walked);
+        let limits = &self.api.config.limits;
+        while self.recent.len() > limits.reorg_window.max(1)
+            || (self.held_logs > limits.max_logs && self.recent.len() > 1)
+        {
+            if let Some(old) = self.recent.pop_front() {
+                self.held_logs -= old.logs.len();
+            }
+        }
+    }
+
+    async fn send(&self, item: &impl Serialize) -> Result<(), Stop> {
+        let raw = serde_json::value::to_raw_value(item).map_err(|e| {
+            tracing::error!(error = %e, "subscription: cannot serialize a notification");
+            Stop::End
+        })?;
+        let timeout = self.api.config.limits.subscription_send_timeout;
+        match self.sink.send_timeout(SubscriptionMessage::from(raw), timeout).await {
+            Ok(()) => {
+                metrics::counter!("coldchain_rpc_notifications_total", "kind" => self.kind.label())
+                    .increment(1);
+                Ok(())
+            }
+            Err(SendTimeoutError::Timeout(_)) => {
+                tracing::debug!("subscription: client too slow; closing the subscription");
+                Err(Stop::End)
+            }
+            Err(SendTimeoutError::Closed(_)) => Err(Stop::End),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `/health` and `/metrics` on the JSON-RPC port.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use coldchain::{ColdStorage, MemBackend};
+use coldchain_rpc::{RpcConfig, RpcServer, client::HttpClient};
+use common::{chain, raw_exchange};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let answer = raw_exchange(addr, request.as_bytes(), Duration::from_secs(5)).await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let prometheus = PrometheusBuilder::new().install_recorder().unwrap();
+    let handle = ColdStorage::new(MemBackend::new()).await.unwrap();
+    let blocks = chain(0, 4);
+    handle.append_blocks(blocks.clone()).await.unwrap();
+    let config = RpcConfig { backend_name: "mem".into(), chain_id: 5, ..RpcConfig::default() };
+    let server = RpcServer::new(handle.clone(), config)
+        .with_prometheus(prometheus)
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+
+    let (head, body) = get(addr, "/health").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["tip"], 3);
+    assert_eq!(health["tipHash"], json!(blocks[3].hash()));
+    assert_eq!(health["backend"], "mem");
+    assert_eq!(health["chainId"], 5);
+    assert!(health["lagSeconds"].as_u64().is_some());
+
+    let client = HttpClient::new(&format!("http://{addr}")).unwrap();
+    let _: Value = client.call("eth_getBlockByNumber", json!(["0x1", true])).await.unwrap();
+    let (head, body) = get(addr, "/metrics").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/plain"), "{head}");
+    assert!(
+        body.contains(
+            r#"coldchain_rpc_requests_total{method="eth_getBlockByNumber",status="ok"} 1"#
+        ),
+        "{body}"
+    );
+    assert!(body.contains("coldchain_rpc_request_duration_seconds"), "{body}");
+    assert!(body.contains("coldchain_durable_tip 3"), "the store's own metrics too: {body}");
+
+    // Other GET paths still go to jsonrpsee (which only takes POST).
+    let (head, _) = get(addr, "/other").await;
+    assert!(!head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(server.stop(Duration::from_secs(5)).await);
+    handle.shutdown().await;
+}

@@ -1,0 +1,201 @@
+// End-to-end test with a real client library (viem): every method of
+// `coldchain serve`, over HTTP and WebSocket, and a logs subscription driven
+// by blocks that anvil mines while coldchain follows it
+// (`coldchain serve --import-rpc ANVIL --follow`).
+//
+// Usage: node viem-client.mjs COLDCHAIN_HTTP_URL ANVIL_HTTP_URL
+// Prints one line per check and "N passed, M failed" at the end; exits 1 on
+// any failure.
+import assert from 'node:assert/strict'
+import {
+  createPublicClient,
+  createTestClient,
+  createWalletClient,
+  http,
+  webSocket,
+  parseAbiItem,
+  InvalidParamsRpcError,
+  MethodNotFoundRpcError,
+} from 'viem'
+import { foundry } from 'viem/chains'
+
+const [coldUrl, anvilUrl] = process.argv.slice(2)
+if (!coldUrl || !anvilUrl) {
+  console.error('usage: node viem-client.mjs COLDCHAIN_HTTP_URL ANVIL_HTTP_URL')
+  process.exit(2)
+}
+const wsUrl = coldUrl.replace(/^http/, 'ws')
+
+// The LOG0..LOG4 contract of notes/anvil.md.
+const INITCODE =
+  '0x337ff40fcec21964ffb566044d083b4073f29f7f7929110ea19e1b3ebe375d89055e60006000a2610102806100346000396000f3' +
+  '36156100c65760003560f81c8060ff146100cc578060fe146100ce5750366000600037366000a0' +
+  '7f0292af204f200755bed3c1c2d9b6742ed50576489f0ffceddb0602bcc9ba6f32366000a1' +
+  '337f4d2b371d696eb2c408d2dccf53792b1b1c3fb291adb99a8c47411f239234d283366000a2' +
+  '600051337f8addd609d4e5cb46eb201bd663fb643e84e7c5ee413202304f8a7604cb1fcf4e366000a3' +
+  '43600051337f53c8ff6aef65556bcc4723c2ffb7a606f547646bd4bbf81cfe58dd9ee3255888366000a4' +
+  '005b60006000fd5bfe5b7f0292af204f200755bed3c1c2d9b6742ed50576489f0ffceddb0602bcc9ba6f3260006000a1636e6f70656000526004601cfd'
+const T_LOG1 = '0x0292af204f200755bed3c1c2d9b6742ed50576489f0ffceddb0602bcc9ba6f32'
+
+let passed = 0
+let failed = 0
+async function check(name, fn) {
+  try {
+    await fn()
+    passed++
+    console.log(`ok   ${name}`)
+  } catch (e) {
+    failed++
+    console.log(`FAIL ${name}: ${e?.stack ?? e}`)
+  }
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+const cold = createPublicClient({ transport: http(coldUrl) })
+const coldBatch = createPublicClient({ transport: http(coldUrl, { batch: true }) })
+const coldWs = createPublicClient({ transport: webSocket(wsUrl) })
+const anvil = createPublicClient({ transport: http(anvilUrl) })
+const anvilTest = createTestClient({ mode: 'anvil', transport: http(anvilUrl) })
+const [account] = await createWalletClient({ transport: http(anvilUrl) }).getAddresses()
+const wallet = createWalletClient({ account, chain: foundry, transport: http(anvilUrl) })
+
+// Waits until coldchain has imported anvil's head.
+async function caughtUp() {
+  const target = await anvil.getBlockNumber()
+  for (let i = 0; i < 200; i++) {
+    if ((await cold.getBlockNumber()) >= target) return target
+    await sleep(50)
+  }
+  throw new Error(`coldchain did not reach block ${target}`)
+}
+
+// A chain with a contract, logs, a failed call and a transfer.
+await anvilTest.setAutomine(true)
+const deployHash = await wallet.sendTransaction({ data: INITCODE, gas: 500000n })
+const deployed = await anvil.waitForTransactionReceipt({ hash: deployHash })
+const contract = deployed.contractAddress
+const callHash = await wallet.sendTransaction({ to: contract, data: '0x0a0b0c', gas: 400000n })
+await anvil.waitForTransactionReceipt({ hash: callHash })
+const failHash = await wallet.sendTransaction({ to: contract, data: '0x', gas: 60000n })
+await anvil.waitForTransactionReceipt({ hash: failHash })
+await wallet.sendTransaction({ to: account, value: 1n, gas: 21000n })
+const head = await caughtUp()
+
+await check('web3_clientVersion', async () => {
+  const v = await cold.request({ method: 'web3_clientVersion' })
+  assert.match(v, /^coldchain\/v/)
+})
+await check('net_version and eth_chainId', async () => {
+  assert.equal(await cold.request({ method: 'net_version' }), String(await anvil.getChainId()))
+  assert.equal(await cold.getChainId(), await anvil.getChainId())
+})
+await check('eth_syncing', async () => {
+  assert.equal(await cold.request({ method: 'eth_syncing' }), false)
+})
+await check('eth_blockNumber', async () => {
+  assert.equal(await cold.getBlockNumber(), head)
+})
+await check('eth_getBlockByNumber / ByHash (hashes and full)', async () => {
+  const a = await anvil.getBlock({ blockNumber: head, includeTransactions: true })
+  const b = await cold.getBlock({ blockNumber: head, includeTransactions: true })
+  assert.equal(b.hash, a.hash)
+  assert.equal(b.stateRoot, a.stateRoot)
+  assert.equal(b.transactions.length, a.transactions.length)
+  assert.deepEqual(b.transactions[0], a.transactions[0])
+  const byHash = await cold.getBlock({ blockHash: a.hash })
+  assert.deepEqual(byHash.transactions, a.transactions.map((t) => t.hash))
+  const earliest = await cold.getBlock({ blockTag: 'earliest' })
+  assert.equal(earliest.number, 0n)
+  const latest = await cold.getBlock({ blockTag: 'latest' })
+  assert.equal(latest.hash, a.hash)
+})
+await check('eth_getBlockTransactionCountByNumber / ByHash', async () => {
+  const block = await anvil.getBlock({ blockHash: deployed.blockHash })
+  assert.equal(await cold.getBlockTransactionCount({ blockNumber: block.number }), 1)
+  assert.equal(await cold.getBlockTransactionCount({ blockHash: block.hash }), 1)
+})
+await check('eth_getTransactionByHash / ByBlockNumberAndIndex / ByBlockHashAndIndex', async () => {
+  const a = await anvil.getTransaction({ hash: callHash })
+  const b = await cold.getTransaction({ hash: callHash })
+  assert.deepEqual(b, a)
+  assert.deepEqual(await cold.getTransaction({ blockNumber: a.blockNumber, index: 0 }), a)
+  assert.deepEqual(await cold.getTransaction({ blockHash: a.blockHash, index: 0 }), a)
+})
+await check('eth_getTransactionReceipt (success, failure, creation)', async () => {
+  for (const hash of [deployHash, callHash, failHash]) {
+    const a = await anvil.getTransactionReceipt({ hash })
+    const b = await cold.getTransactionReceipt({ hash })
+    // anvil adds a receipt-level blockTimestamp and blobGasPrice (quirks 3, 4).
+    for (const k of ['blockTimestamp', 'blobGasPrice']) {
+      delete a[k]
+      delete b[k]
+    }
+    assert.deepEqual(b, a)
+  }
+  const r = await cold.getTransactionReceipt({ hash: deployHash })
+  assert.equal(r.contractAddress, contract)
+  assert.equal((await cold.getTransactionReceipt({ hash: failHash })).status, 'reverted')
+})
+await check('eth_getBlockReceipts', async () => {
+  const r = await cold.request({ method: 'eth_getBlockReceipts', params: [`0x${head.toString(16)}`] })
+  assert.equal(r.length, 1)
+  const none = await cold.request({ method: 'eth_getBlockReceipts', params: ['0xffffff'] })
+  assert.equal(none, null)
+})
+await check('eth_getLogs (address, event, topics: [])', async () => {
+  const all = await cold.getLogs({ address: contract, fromBlock: 0n, toBlock: head })
+  const anvilAll = await anvil.getLogs({ address: contract, fromBlock: 0n, toBlock: head })
+  assert.equal(all.length, anvilAll.length)
+  assert.equal(all.length, 6) // the constructor's log and LOG0..LOG4
+  assert.deepEqual(all.map((l) => [l.blockHash, l.logIndex]), anvilAll.map((l) => [l.blockHash, l.logIndex]))
+  const ev = await cold.getLogs({ event: parseAbiItem('event Log1(bytes)'), fromBlock: 0n })
+  assert.equal(ev.length, 1)
+  assert.equal(ev[0].topics[0], T_LOG1)
+})
+await check('errors: invalid params, unknown method', async () => {
+  await assert.rejects(
+    cold.getLogs({ fromBlock: 5n, toBlock: 4n }),
+    (e) => e.walk((x) => x instanceof InvalidParamsRpcError) !== null,
+  )
+  await assert.rejects(
+    cold.request({ method: 'eth_getBalance', params: [account, 'latest'] }),
+    (e) => e.walk((x) => x instanceof MethodNotFoundRpcError) !== null,
+  )
+})
+await check('JSON-RPC batches (viem batch transport)', async () => {
+  const [n, id, b] = await Promise.all([
+    coldBatch.getBlockNumber(),
+    coldBatch.getChainId(),
+    coldBatch.getBlock({ blockNumber: 1n }),
+  ])
+  assert.equal(n, head)
+  assert.equal(id, await anvil.getChainId())
+  assert.equal(b.number, 1n)
+})
+await check('WebSocket: calls', async () => {
+  assert.equal(await coldWs.getBlockNumber(), head)
+})
+await check('WebSocket: logs and newHeads subscriptions', async () => {
+  const logs = []
+  const blocks = []
+  const unwatchLogs = coldWs.watchEvent({ address: contract, onLogs: (l) => logs.push(...l) })
+  const unwatchBlocks = coldWs.watchBlocks({ onBlock: (b) => blocks.push(b) })
+  await sleep(500) // let the subscriptions be set up
+  const hash = await wallet.sendTransaction({ to: contract, data: '0x01020304', gas: 400000n })
+  const receipt = await anvil.waitForTransactionReceipt({ hash })
+  for (let i = 0; i < 200 && (logs.length < 5 || !blocks.some((b) => b.hash === receipt.blockHash)); i++) {
+    await sleep(50)
+  }
+  unwatchLogs()
+  unwatchBlocks()
+  assert.equal(logs.length, 5, `logs: ${logs.length}`)
+  for (const l of logs) {
+    assert.equal(l.transactionHash, hash)
+    assert.equal(l.removed, false)
+  }
+  assert.ok(blocks.some((b) => b.hash === receipt.blockHash), 'newHeads delivered the block')
+})
+
+await coldWs.transport.getRpcClient?.().then((c) => c.close?.()).catch(() => {})
+console.log(`${passed} passed, ${failed} failed`)
+process.exit(failed === 0 ? 0 : 1)
