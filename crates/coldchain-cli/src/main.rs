@@ -1,10 +1,11 @@
-//! The `coldchain` binary: serve, synth and bench over any store.
+//! The `coldchain` binary: serve, import, synth, bench and verify over any store.
 
 mod bench;
 mod import;
 mod serve;
 mod store;
 mod synth;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use eyre::Result;
@@ -28,16 +29,31 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Import blocks into a store (from a node's JSON-RPC).
     Import(import::ImportArgs),
+    /// Check that every index entry of an embedded store agrees with the data.
+    Verify(verify::VerifyArgs),
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The cause chain, without a backtrace: errors here say what to do.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
@@ -45,6 +61,7 @@ fn main() -> Result<()> {
             Command::Synth(args) => synth::run(args).await,
             Command::Bench(args) => bench::run(args).await.map(drop),
             Command::Import(args) => import::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
         }
     })
 }

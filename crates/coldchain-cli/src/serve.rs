@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// The store: a path (embedded), `postgres://...`, or `mem`. Default
-    /// `./coldchain-data`; with `--dev`, `mem`.
+    /// `./coldchain-data` (the embedded store, created if missing).
     #[arg(long)]
     pub store: Option<StoreSpec>,
     /// Where to serve HTTP and WebSocket (port 0 picks a free port).
@@ -117,11 +117,7 @@ impl LimitArgs {
 
 /// Runs `coldchain serve`.
 pub async fn run(args: ServeArgs) -> Result<()> {
-    let store = match (&args.store, args.dev) {
-        (Some(store), _) => store.clone(),
-        (None, true) => StoreSpec::Mem,
-        (None, false) => StoreSpec::Path("./coldchain-data".into()),
-    };
+    let store = args.store.clone().unwrap_or_else(|| StoreSpec::Path("./coldchain-data".into()));
     run_on(&store, Serve(args)).await
 }
 

@@ -77,15 +77,24 @@ pub async fn run_on<W: OnBackend>(spec: &StoreSpec, work: W) -> Result<W::Output
     match spec {
         StoreSpec::Mem => work.run(coldchain::MemBackend::new(), spec).await,
         StoreSpec::Path(path) => {
-            eyre::bail!(
-                "the embedded store is not built into this binary yet (path {}); use --store mem",
-                path.display()
-            )
+            let backend = open_embedded(path).await?;
+            work.run(backend, spec).await
         }
         StoreSpec::Postgres(_) => {
             eyre::bail!("PostgreSQL is not built into this binary yet ({spec}); use --store mem")
         }
     }
+}
+
+/// Opens (creating if needed) the embedded MDBX store at `path`, off the
+/// runtime threads.
+pub async fn open_embedded(path: &std::path::Path) -> Result<coldchain_mdbx::MdbxBackend> {
+    let owned = path.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || {
+        coldchain_mdbx::MdbxBackend::open(&owned, coldchain_mdbx::MdbxOptions::default())
+    })
+    .await?;
+    opened.map_err(|e| eyre::eyre!("opening the embedded store at {}: {e}", path.display()))
 }
 
 /// Bytes the store occupies on disk, when that can be measured.

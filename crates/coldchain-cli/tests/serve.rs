@@ -13,7 +13,15 @@ use std::{process::Command, time::Duration};
 #[tokio::test]
 async fn sigterm_and_sigint_stop_the_server_with_exit_code_0() {
     for signal in ["-TERM", "-INT"] {
-        let served = Served::start(&["--dev", "--dev-blocks", "5", "--dev-txs-per-block", "3"]);
+        let served = Served::start(&[
+            "--store",
+            "mem",
+            "--dev",
+            "--dev-blocks",
+            "5",
+            "--dev-txs-per-block",
+            "3",
+        ]);
         let client = HttpClient::new(&served.url).unwrap();
         let tip: String = client.call("eth_blockNumber", json!([])).await.unwrap();
         assert_eq!(tip, "0xf4244");
@@ -44,14 +52,26 @@ async fn sigterm_and_sigint_stop_the_server_with_exit_code_0() {
 
 #[tokio::test]
 async fn dev_prints_examples_with_real_values() {
-    let served = Served::start(&["--dev", "--dev-blocks", "5", "--dev-txs-per-block", "4"]);
+    // On the embedded store, as the README's first command runs it.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("coldchain-data");
+    let store = store.to_str().unwrap();
+    let served = Served::start(&[
+        "--store",
+        store,
+        "--dev",
+        "--dev-blocks",
+        "5",
+        "--dev-txs-per-block",
+        "4",
+    ]);
     let url = served.url.clone();
     let health: Value = {
         let answer = raw_get(&served.addr, "/health").await;
         serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap()
     };
     assert_eq!(health["tip"], 1_000_004);
-    assert_eq!(health["backend"], "mem");
+    assert_eq!(health["backend"], "mdbx");
     let (ok, _, _, stdout) =
         tokio::task::spawn_blocking(move || served.signal_and_wait("-TERM")).await.unwrap();
     assert!(ok);
@@ -59,6 +79,22 @@ async fn dev_prints_examples_with_real_values() {
     assert!(stdout.contains("cast block 1000002"), "{stdout}");
     assert!(stdout.contains("eth_getLogs"), "{stdout}");
     assert!(stdout.contains("eth_getTransactionByHash"), "{stdout}");
+    // A second start serves the kept chain as it is.
+    let again = Served::start(&[
+        "--store",
+        store,
+        "--dev",
+        "--dev-blocks",
+        "5",
+        "--dev-txs-per-block",
+        "4",
+    ]);
+    let answer = raw_get(&again.addr, "/health").await;
+    let health: Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(health["tip"], 1_000_004);
+    let (ok, _, _, _) =
+        tokio::task::spawn_blocking(move || again.signal_and_wait("-TERM")).await.unwrap();
+    assert!(ok);
 }
 
 async fn raw_get(addr: &str, path: &str) -> String {
@@ -77,7 +113,15 @@ async fn raw_get(addr: &str, path: &str) -> String {
 /// then answer the same requests identically.
 #[tokio::test]
 async fn import_rpc_round_trip_between_two_servers() {
-    let source = Served::start(&["--dev", "--dev-blocks", "12", "--dev-txs-per-block", "6"]);
+    let source = Served::start(&[
+        "--store",
+        "mem",
+        "--dev",
+        "--dev-blocks",
+        "12",
+        "--dev-txs-per-block",
+        "6",
+    ]);
     let out = Command::new(env!("CARGO_BIN_EXE_coldchain"))
         .args(["import", "rpc", "--url", &source.url, "--store", "mem", "--batch", "5"])
         .output()

@@ -233,6 +233,20 @@ pub fn encode_receipt(receipt: &StoredReceipt) -> Result<Vec<u8>, CodecError> {
 
 /// Appends the encoding of a receipt to `out` (unchanged on error).
 pub fn encode_receipt_into(receipt: &StoredReceipt, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let bloom_is_logs_bloom = logs_bloom(receipt.receipt.logs()) == *receipt.receipt.logs_bloom();
+    encode_receipt_into_with(receipt, bloom_is_logs_bloom, out)
+}
+
+/// [`encode_receipt_into`] with the bloom comparison supplied by the caller,
+/// who may compute it faster (the comparison costs a keccak per address and
+/// topic; a backend can cache those). `bloom_is_logs_bloom` must be exactly
+/// `logs_bloom(logs) == the receipt's bloom`, or the value does not
+/// round-trip.
+pub fn encode_receipt_into_with(
+    receipt: &StoredReceipt,
+    bloom_is_logs_bloom: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
     let inner = &receipt.receipt;
     let logs = inner.logs();
     if let Some((i, log)) = logs.iter().enumerate().find(|(_, l)| l.topics().len() > MAX_TOPICS) {
@@ -246,7 +260,7 @@ pub fn encode_receipt_into(receipt: &StoredReceipt, out: &mut Vec<u8>) -> Result
     let status = inner.as_receipt().map(|r| r.status).ok_or_else(|| {
         CodecError(format!("receipt of tx {}: unsupported receipt envelope", receipt.tx_hash))
     })?;
-    let explicit_bloom = logs_bloom(logs) != *inner.logs_bloom();
+    let explicit_bloom = !bloom_is_logs_bloom;
 
     let mut flags = 0u8;
     match status {
@@ -318,6 +332,17 @@ pub fn encode_receipt_into(receipt: &StoredReceipt, out: &mut Vec<u8>) -> Result
 /// Decodes a receipt with its context; the bloom is rebuilt from the logs
 /// unless it was stored explicitly.
 pub fn decode_receipt(bytes: &[u8]) -> Result<StoredReceipt, CodecError> {
+    decode_receipt_with(bytes, &mut |logs| logs_bloom(logs))
+}
+
+/// [`decode_receipt`] with the bloom of the logs (used when the bloom was not
+/// stored) computed by the caller, who may do it faster (for instance with a
+/// cache of keccak results). `bloom_of` must return exactly
+/// `logs_bloom(logs)`.
+pub fn decode_receipt_with(
+    bytes: &[u8],
+    bloom_of: &mut dyn FnMut(&[Log]) -> Bloom,
+) -> Result<StoredReceipt, CodecError> {
     let mut r = Reader::new("receipt", bytes, RECEIPT_FORMAT)?;
     let ty = r.u8("tx type")?;
     let tx_type =
@@ -387,7 +412,7 @@ pub fn decode_receipt(bytes: &[u8]) -> Result<StoredReceipt, CodecError> {
     }
     r.clear_context();
     r.finish()?;
-    let logs_bloom = stored_bloom.unwrap_or_else(|| logs_bloom(&logs));
+    let logs_bloom = stored_bloom.unwrap_or_else(|| bloom_of(&logs));
     let receipt = ReceiptEnvelope::from_typed(
         tx_type,
         ReceiptWithBloom {

@@ -1,0 +1,31 @@
+//! `coldchain verify`: checks that every index entry of an embedded store
+//! agrees with the data.
+
+use crate::store::StoreSpec;
+use eyre::{Result, bail};
+
+/// Arguments of `coldchain verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The embedded store to check.
+    #[arg(long, default_value = "./coldchain-data")]
+    pub store: StoreSpec,
+}
+
+/// Runs `coldchain verify`; fails when the store is inconsistent.
+pub async fn run(args: VerifyArgs) -> Result<()> {
+    let StoreSpec::Path(path) = &args.store else {
+        bail!("verify checks an embedded store (a path); {} is not one", args.store);
+    };
+    if !path.exists() {
+        bail!("no store at {}", path.display());
+    }
+    let backend = crate::store::open_embedded(path).await?;
+    eprintln!("verifying {} (reads every block and index entry)...", path.display());
+    let report = tokio::task::spawn_blocking(move || backend.verify()).await??;
+    println!("{report}");
+    if !report.is_ok() {
+        bail!("{} problems found in {}", report.problem_count, path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! On-disk layout: table names, key encodings, the log index shard format
+//! and the store's format version. See the [crate docs](crate) for the
+//! overview.
+
+use crate::error::MdbxError;
+use alloy::primitives::{Address, B256};
+use roaring::RoaringBitmap;
+
+/// Version of the on-disk format this build reads and writes. Stored in the
+/// `meta` table under `format_version`; a store with another version is
+/// refused on open.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Magic value stored under [`META_MAGIC`]: marks a directory as a coldchain
+/// MDBX store.
+pub const MAGIC: &[u8] = b"coldchain-mdbx";
+
+/// `meta` key of the magic value.
+pub const META_MAGIC: &[u8] = b"magic";
+/// `meta` key of the format version (u32 big-endian).
+pub const META_VERSION: &[u8] = b"format_version";
+
+/// Table names, in the order they are created.
+pub(crate) mod table {
+    /// Store metadata: magic and format version.
+    pub(crate) const META: &str = "meta";
+    /// Block number (u64 BE) -> header (`codec` header value).
+    pub(crate) const HEADERS: &str = "headers";
+    /// Block hash (32 bytes) -> block number (u64 BE).
+    pub(crate) const BLOCK_HASHES: &str = "block_hashes";
+    /// Block number (u64 BE) -> first tx number (u64 BE) ++ tx count (u32 BE).
+    pub(crate) const BLOCK_TXS: &str = "block_txs";
+    /// First tx number of a non-empty block (u64 BE) -> block number (u64 BE).
+    pub(crate) const TX_BLOCKS: &str = "tx_blocks";
+    /// Tx number (u64 BE) -> transaction with sender (`codec` tx value).
+    pub(crate) const TRANSACTIONS: &str = "transactions";
+    /// Tx number (u64 BE) -> receipt with context (`codec` receipt value).
+    pub(crate) const RECEIPTS: &str = "receipts";
+    /// First 8 bytes of a tx hash -> tx numbers (u64 BE), sorted
+    /// duplicates: each hit is checked against the stored transaction.
+    pub(crate) const TX_HASHES: &str = "tx_hashes";
+    /// Index key (kind ++ value) ++ shard base (u64 BE) -> shard value.
+    pub(crate) const LOG_INDEX: &str = "log_index";
+    /// Block number (u64 BE) -> journal value (tx hashes and index entries
+    /// of a block not yet merged into `tx_hashes` and `log_index`).
+    pub(crate) const JOURNAL: &str = "journal";
+
+    /// Every table.
+    pub(crate) const ALL: [&str; 10] = [
+        META,
+        HEADERS,
+        BLOCK_HASHES,
+        BLOCK_TXS,
+        TX_BLOCKS,
+        TRANSACTIONS,
+        RECEIPTS,
+        TX_HASHES,
+        LOG_INDEX,
+        JOURNAL,
+    ];
+}
+
+/// A u64 as an 8-byte big-endian key (sorts numerically).
+#[inline]
+pub(crate) const fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+/// The `tx_hashes` key of a tx hash: its first 8 bytes.
+#[inline]
+pub(crate) fn hash_key(h: &B256) -> &[u8] {
+    &h.as_slice()[..8]
+}
+
+/// Reads an 8-byte big-endian u64 from the start of `bytes`.
+#[inline]
+pub(crate) fn read_be(bytes: &[u8], what: &str) -> Result<u64, MdbxError> {
+    match bytes.get(..8) {
+        Some(b) => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            Ok(u64::from_be_bytes(a))
+        }
+        None => Err(MdbxError::Corrupt(format!("{what}: {} bytes, expected 8", bytes.len()))),
+    }
+}
+
+/// Value of `block_txs`: where a block's transactions start, and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockTxs {
+    /// Global number of the block's first transaction.
+    pub(crate) first: u64,
+    /// Number of transactions in the block.
+    pub(crate) count: u32,
+}
+
+impl BlockTxs {
+    pub(crate) fn encode(self) -> [u8; 12] {
+        let mut out = [0u8; 12];
+        out[..8].copy_from_slice(&self.first.to_be_bytes());
+        out[8..].copy_from_slice(&self.count.to_be_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, MdbxError> {
+        if bytes.len() != 12 {
+            return Err(MdbxError::Corrupt(format!(
+                "block_txs value: {} bytes, expected 12",
+                bytes.len()
+            )));
+        }
+        let first = read_be(bytes, "block_txs first tx")?;
+        let mut c = [0u8; 4];
+        c.copy_from_slice(&bytes[8..]);
+        Ok(Self { first, count: u32::from_be_bytes(c) })
+    }
+
+    /// One past the last transaction number of the block.
+    pub(crate) const fn end(self) -> u64 {
+        self.first + self.count as u64
+    }
+}
+
+// ---------------------------------------------------------------- log index
+
+/// Kind byte of an address key in the log index.
+pub(crate) const KIND_ADDRESS: u8 = 0;
+/// Kind byte of topic position `p` (0..=3) is `KIND_TOPIC0 + p`.
+pub(crate) const KIND_TOPIC0: u8 = 1;
+
+/// A log index key without its shard suffix: kind byte and value, as a fixed
+/// array (addresses use the first 20 value bytes) so that it sorts and
+/// compares without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct IndexKey([u8; 33]);
+
+impl IndexKey {
+    pub(crate) fn address(address: &Address) -> Self {
+        let mut k = [0u8; 33];
+        k[0] = KIND_ADDRESS;
+        k[1..21].copy_from_slice(address.as_slice());
+        Self(k)
+    }
+
+    pub(crate) fn topic(position: usize, topic: &B256) -> Self {
+        let mut k = [0u8; 33];
+        // Callers pass positions 0..=3.
+        k[0] = KIND_TOPIC0 + position as u8;
+        k[1..].copy_from_slice(topic.as_slice());
+        Self(k)
+    }
+
+    /// The fixed 33-byte form (kind, value; addresses zero-padded).
+    pub(crate) fn raw(&self) -> [u8; 33] {
+        self.0
+    }
+
+    /// Parses the fixed 33-byte form.
+    pub(crate) fn from_raw(raw: &[u8]) -> Result<Self, MdbxError> {
+        let mut k = [0u8; 33];
+        if raw.len() != 33 {
+            return Err(MdbxError::Corrupt(format!("index key of {} bytes", raw.len())));
+        }
+        k.copy_from_slice(raw);
+        match k[0] {
+            KIND_ADDRESS if k[21..].iter().all(|b| *b == 0) => Ok(Self(k)),
+            kind if (KIND_TOPIC0..KIND_TOPIC0 + 4).contains(&kind) => Ok(Self(k)),
+            kind => Err(MdbxError::Corrupt(format!("malformed index key of kind {kind}"))),
+        }
+    }
+
+    /// The key's bytes in the table (21 bytes for an address, 33 for a topic).
+    pub(crate) fn prefix(&self) -> &[u8] {
+        if self.0[0] == KIND_ADDRESS { &self.0[..21] } else { &self.0[..] }
+    }
+
+    /// Full table key of the shard starting at `base`.
+    pub(crate) fn shard_key(&self, base: u64, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(self.prefix());
+        out.extend_from_slice(&base.to_be_bytes());
+    }
+
+    /// Splits a table key into (index key, shard base).
+    pub(crate) fn parse(key: &[u8]) -> Result<(Self, u64), MdbxError> {
+        let bad = || MdbxError::Corrupt(format!("log index key of {} bytes", key.len()));
+        let kind = *key.first().ok_or_else(bad)?;
+        let value_len = match kind {
+            KIND_ADDRESS => 20,
+            k if (KIND_TOPIC0..KIND_TOPIC0 + 4).contains(&k) => 32,
+            k => return Err(MdbxError::Corrupt(format!("log index key of unknown kind {k}"))),
+        };
+        if key.len() != 1 + value_len + 8 {
+            return Err(bad());
+        }
+        let mut k = [0u8; 33];
+        k[..1 + value_len].copy_from_slice(&key[..1 + value_len]);
+        Ok((Self(k), read_be(&key[1 + value_len..], "shard base")?))
+    }
+
+    /// What this key indexes, for messages.
+    pub(crate) fn describe(&self) -> String {
+        match self.0[0] {
+            KIND_ADDRESS => format!("address {}", Address::from_slice(&self.0[1..21])),
+            k => format!("topic{} {}", k - KIND_TOPIC0, B256::from_slice(&self.0[1..])),
+        }
+    }
+}
+
+/// Format byte of a log index shard stored as a roaring bitmap (portable
+/// serialization) of `position - base` as u32.
+pub(crate) const SHARD_ROARING: u8 = 0x51;
+
+/// Format byte of a small log index shard stored as ascending
+/// `position - base` u32 little-endian values. Roaring's portable format
+/// spends ~10 bytes per value when the values fall in different 2^16
+/// containers (a rare key's transactions lie far apart); 4 bytes here.
+pub(crate) const SHARD_ARRAY: u8 = 0x52;
+
+/// A shard is closed (a new one is started) once it holds this many
+/// positions, so that rewriting the open shard on append stays cheap.
+pub(crate) const SHARD_MAX_ENTRIES: u64 = 1024;
+
+/// Encodes a shard value into `out`: the smaller of the two formats.
+pub(crate) fn encode_shard(bitmap: &RoaringBitmap, out: &mut Vec<u8>) -> Result<(), MdbxError> {
+    out.clear();
+    let array = bitmap.len() as usize * 4;
+    let roaring = bitmap.serialized_size();
+    if array < roaring {
+        out.reserve(1 + array);
+        out.push(SHARD_ARRAY);
+        for v in bitmap {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        return Ok(());
+    }
+    out.reserve(1 + roaring);
+    out.push(SHARD_ROARING);
+    bitmap.serialize_into(&mut *out).map_err(|e| MdbxError::Corrupt(format!("shard: {e}")))
+}
+
+/// Decodes a shard value.
+pub(crate) fn decode_shard(bytes: &[u8]) -> Result<RoaringBitmap, MdbxError> {
+    match bytes.split_first() {
+        Some((&SHARD_ROARING, rest)) => RoaringBitmap::deserialize_unchecked_from(rest)
+            .map_err(|e| MdbxError::Corrupt(format!("log index shard: {e}"))),
+        Some((&SHARD_ARRAY, rest)) if rest.len() % 4 == 0 => {
+            RoaringBitmap::from_sorted_iter(rest.chunks_exact(4).map(|c| {
+                let mut b = [0u8; 4];
+                b.copy_from_slice(c);
+                u32::from_le_bytes(b)
+            }))
+            .map_err(|_| MdbxError::Corrupt("log index shard: values not ascending".into()))
+        }
+        Some((b, _)) => Err(MdbxError::Corrupt(format!(
+            "log index shard has format byte {b:#04x} (or a bad length); this build reads \
+             {SHARD_ROARING:#04x} and {SHARD_ARRAY:#04x}"
+        ))),
+        None => Err(MdbxError::Corrupt("empty log index shard".into())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_keys_round_trip_and_sort() {
+        let a = IndexKey::address(&Address::repeat_byte(7));
+        let t = IndexKey::topic(2, &B256::repeat_byte(9));
+        let mut buf = Vec::new();
+        a.shard_key(42, &mut buf);
+        assert_eq!(buf.len(), 29);
+        assert_eq!(IndexKey::parse(&buf).unwrap(), (a, 42));
+        t.shard_key(u64::MAX, &mut buf);
+        assert_eq!(buf.len(), 41);
+        assert_eq!(IndexKey::parse(&buf).unwrap(), (t, u64::MAX));
+        assert!(a < t);
+        assert!(IndexKey::parse(&buf[..40]).is_err());
+    }
+
+    #[test]
+    fn shard_round_trip() {
+        // Sparse: the array form; dense: roaring.
+        let sparse: RoaringBitmap = [0u32, 5, 70_000, u32::MAX].into_iter().collect();
+        let dense: RoaringBitmap = (0u32..600).map(|i| i * 3).collect();
+        let mut out = Vec::new();
+        for (bm, format) in [(&sparse, SHARD_ARRAY), (&dense, SHARD_ROARING)] {
+            encode_shard(bm, &mut out).unwrap();
+            assert_eq!(out[0], format);
+            assert_eq!(&decode_shard(&out).unwrap(), bm);
+            let mut bad = out.clone();
+            bad[0] = 0x53;
+            assert!(decode_shard(&bad).is_err());
+        }
+        // Not ascending.
+        let bad = [SHARD_ARRAY, 5, 0, 0, 0, 1, 0, 0, 0];
+        assert!(decode_shard(&bad).is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! The embedded coldchain backend: MDBX with a roaring-bitmap log index.
+//!
+//! [`MdbxBackend`] implements [`coldchain::ColdRead`], [`coldchain::ColdWrite`]
+//! and [`coldchain::ColdBackend`] on one MDBX environment (a directory with
+//! `mdbx.dat` and `mdbx.lck`), through `signet-libmdbx`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use coldchain::ColdStorage;
+//! use coldchain_mdbx::{MdbxBackend, MdbxOptions};
+//!
+//! let backend = MdbxBackend::open("./coldchain-data", MdbxOptions::default())?;
+//! let storage = ColdStorage::new(backend).await?;
+//! # let _ = storage; Ok(()) }
+//! ```
+//!
+//! # Transactions
+//!
+//! - Every read runs on `tokio::task::spawn_blocking` in its own read
+//!   transaction, so it sees one consistent snapshot even while a write
+//!   commits ([`coldchain::ColdRead::snapshot_reads`] is `true`). Long reads
+//!   check their [`coldchain::Deadline`] between steps.
+//! - Every append, truncate and drain is one write transaction: after a
+//!   crash a block is fully present or absent, and a batch is all or
+//!   nothing. Commits are durable by default ([`SyncMode`]).
+//! - A log stream ([`coldchain::ColdRead::produce_logs`]) is served whole
+//!   from one read transaction and sends into a bounded channel from its
+//!   blocking thread, waiting for room up to its deadline and stopping when
+//!   the receiver is gone.
+//! - The data file grows as needed in steps of
+//!   [`MdbxOptions::growth_step`], up to [`MdbxOptions::max_size`].
+//!
+//! # Tables and keys
+//!
+//! Every transaction has a **global tx number** (0, 1, 2, … across the
+//! chain, in block order); it is the key of transactions and receipts and
+//! the *position* the log index stores. Integers in keys are big-endian so
+//! that keys sort numerically, and keys that grow with the chain are written
+//! with MDBX's `APPEND` flag.
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | `"magic"`, `"format_version"` | `coldchain-mdbx`, u32 BE [`FORMAT_VERSION`] |
+//! | `headers` | block number u64 BE | header: `coldchain::codec` (`0x11`: hash ++ RLP) |
+//! | `block_hashes` | block hash (32) | block number u64 BE |
+//! | `block_txs` | block number u64 BE | first tx number u64 BE ++ tx count u32 BE |
+//! | `tx_blocks` | first tx number u64 BE (non-empty blocks) | block number u64 BE |
+//! | `transactions` | tx number u64 BE | tx with sender: `codec` (`0x21`: sender ++ EIP-2718) |
+//! | `receipts` | tx number u64 BE | receipt with context: `codec` (`0x31`) |
+//! | `tx_hashes` (dup-sorted) | first 8 bytes of the tx hash | tx numbers u64 BE |
+//! | `log_index` | kind u8 ++ value ++ shard base u64 BE | shard: `0x51` ++ roaring bitmap, or `0x52` ++ u32 LE array |
+//! | `journal` | block number u64 BE | the block's tx hashes and index entries (`0x61`) |
+//!
+//! `tx_blocks` answers "which block holds tx number t" with one cursor step
+//! (the last key `<= t`), so a transaction found by hash gets its block
+//! metadata without scanning.
+//!
+//! # The log index
+//!
+//! For each log, the receipt's transaction number is added under its
+//! address (kind `0`, 20-byte value) and under each topic at its position
+//! (kind `1 + position`, positions 0..=3, 32-byte value); a transaction with
+//! several matching logs is one entry. Each key's positions are split into
+//! **shards**: the table key ends with the shard's base (its first
+//! position), the value holds the offsets `position - base` (u32) as a
+//! [`roaring::RoaringBitmap`] in its portable serialization after the format
+//! byte `0x51`; when that is larger than 4 bytes per offset (a rare key's
+//! transactions lie in different 2^16 roaring containers, ~10 bytes each),
+//! the offsets are stored as an ascending u32 LE array after `0x52`
+//! instead. Both read into a roaring bitmap. Only a key's last shard is open:
+//! an append extends it until it holds 1,024 positions (or would span
+//! 2^32), then starts a new one, so an append rewrites at most one small
+//! shard per key it touches. A truncation removes exactly the positions
+//! above the cut: shards starting above it are deleted, the one across it is
+//! trimmed.
+//!
+//! `tx_hashes` is keyed by the first 8 bytes of the hash (sorted duplicate
+//! tx numbers under a key); a lookup checks each candidate against the
+//! stored receipt's tx hash, so prefix collisions cost a read, never a wrong
+//! answer, and the table is half the size of a full-hash one.
+//!
+//! `get_logs` turns the block range into a tx-number range (`block_txs`),
+//! then intersects the filter's groups (the address set; each topic position
+//! with a non-empty set), each the union of its values' shards, with a
+//! leapfrog join that reads only the shards its candidates fall in. Only
+//! candidate receipts are read, in place: their logs are walked without
+//! decoding the receipt (no allocation, no bloom rebuild), and only the
+//! logs that pass the exact filter ([`coldchain::LogFilter::matches`]) are
+//! built; they come out in (block, tx, log) order. A filter without
+//! addresses and topics scans the receipts of the range. More than
+//! `max_logs` matches is `TooManyLogs`.
+//!
+//! # The index journal
+//!
+//! The `tx_hashes` and `log_index` entries of the newest blocks are not in
+//! those tables but in `journal`, one value per block: a durable commit
+//! writes every page it touched, and a block's ~150 tx hashes and (on a
+//! mainnet-shaped chain) ~1,300 index keys would touch a random page each.
+//! The journal value holds the block's tx hashes (sorted, with their
+//! offsets) and its `(index key, tx offset)` entries (sorted), plus a small
+//! bit filter of its keys, as fixed-size records read in place. Once the
+//! journal holds [`MdbxOptions::journal_max`] blocks (default 256), the
+//! oldest are merged into `tx_hashes` and `log_index` in one sorted pass in
+//! the same write transaction, keeping the newest
+//! [`MdbxOptions::journal_keep`] (default 64): a truncation of up to that
+//! many blocks only deletes journal values. Journal blocks are always the
+//! newest blocks; each block is in exactly one tier. Lookups by tx hash fall
+//! back to the journal, and log queries read the journal part of their
+//! range block by block. Both tiers are covered by [`MdbxBackend::verify`].
+//!
+//! Deciding whether a receipt's bloom must be stored (see
+//! `coldchain::codec`) costs a keccak per address and topic; the writer
+//! caches those hashes, since contracts, event signatures and accounts
+//! repeat.
+//!
+//! # Format version
+//!
+//! [`FORMAT_VERSION`] (now 1) covers the table set, the key layouts, the
+//! shard formats (`0x51`, `0x52`) and the journal format (`0x61`); headers,
+//! transactions and receipts carry `coldchain::codec`'s own versioned format
+//! bytes. [`MdbxBackend::open`] refuses a store with another version (newer:
+//! upgrade coldchain; older: re-import), a directory of foreign files, and an
+//! MDBX environment of another application.
+//!
+//! # Checking a store
+//!
+//! [`MdbxBackend::verify`] walks the whole store on one snapshot and checks
+//! every index against the data (see [`VerifyReport`]).
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod backend;
+mod bloom;
+mod error;
+mod journal;
+mod layout;
+mod logs;
+mod read;
+mod scan;
+mod store;
+mod verify;
+mod write;
+
+pub use backend::{DiskUsage, MdbxBackend, TableSize};
+pub use error::MdbxError;
+pub use layout::FORMAT_VERSION;
+pub use store::{MdbxOptions, SyncMode};
+pub use verify::VerifyReport;

@@ -1,0 +1,284 @@
+//! Opening a store: options, environment, tables, format checks.
+
+use crate::{
+    bloom::KeccakCache,
+    error::MdbxError,
+    journal::{JOURNAL_KEEP, JOURNAL_MAX},
+    layout::{FORMAT_VERSION, MAGIC, META_MAGIC, META_VERSION, table},
+};
+use signet_libmdbx::{
+    Database, DatabaseFlags, Environment, EnvironmentFlags, Geometry, Mode, SyncMode as RawSync,
+    WriteFlags,
+};
+use std::{
+    borrow::Cow,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Every commit is flushed to disk before it returns (MDBX
+    /// `SYNC_DURABLE`): an acknowledged write survives a power loss.
+    #[default]
+    Durable,
+    /// Each commit flushes its data but not the meta page (MDBX
+    /// `NOMETASYNC`): one flush per commit instead of two. A crash of the
+    /// process loses nothing; a power loss may undo the last commit, never
+    /// corrupt the store.
+    NoMetaSync,
+    /// Commits are not flushed; the OS writes them back later (MDBX
+    /// `SAFE_NOSYNC`). A crash of the process loses nothing; a power loss or
+    /// kernel crash may lose the last commits but never corrupts the store
+    /// (it rolls back to the last durable commit).
+    SafeNoSync,
+}
+
+/// Options of [`crate::MdbxBackend::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdbxOptions {
+    /// Commit durability; [`SyncMode::Durable`] by default.
+    pub sync: SyncMode,
+    /// Largest size the data file may grow to, in bytes (default 4 TiB). The
+    /// file grows as needed in steps of [`Self::growth_step`].
+    pub max_size: usize,
+    /// Growth step of the data file, in bytes (default 64 MiB).
+    pub growth_step: usize,
+    /// Most concurrent read transactions (default 256): at least the
+    /// handle's read and stream permits, plus headroom.
+    pub max_readers: u64,
+    /// Newest blocks kept in the index journal after a merge (default 64):
+    /// truncations of up to this many blocks never touch the big indexes.
+    /// See the [crate docs](crate#the-index-journal).
+    pub journal_keep: u64,
+    /// Journal length that triggers a merge into the big indexes (default
+    /// 256; at least `journal_keep + 1`).
+    pub journal_max: u64,
+}
+
+impl Default for MdbxOptions {
+    fn default() -> Self {
+        Self {
+            sync: SyncMode::Durable,
+            max_size: 4 << 40,
+            growth_step: 64 << 20,
+            max_readers: 256,
+            journal_keep: JOURNAL_KEEP,
+            journal_max: JOURNAL_MAX,
+        }
+    }
+}
+
+impl MdbxOptions {
+    /// Small growth steps, for tests that open many stores.
+    pub fn for_tests() -> Self {
+        Self { growth_step: 1 << 20, max_size: 64 << 30, ..Self::default() }
+    }
+
+    /// [`Self::for_tests`] with a tiny index journal (merges every few
+    /// blocks), so that tests exercise the merged indexes and the journal
+    /// together.
+    pub fn for_tests_small_journal() -> Self {
+        Self { journal_keep: 2, journal_max: 5, ..Self::for_tests() }
+    }
+}
+
+/// Handles of every table, valid for the environment's lifetime.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tables {
+    pub(crate) meta: Database,
+    pub(crate) headers: Database,
+    pub(crate) block_hashes: Database,
+    pub(crate) block_txs: Database,
+    pub(crate) tx_blocks: Database,
+    pub(crate) transactions: Database,
+    pub(crate) receipts: Database,
+    pub(crate) tx_hashes: Database,
+    pub(crate) log_index: Database,
+    pub(crate) journal: Database,
+}
+
+/// The shared state of a backend: the environment and its tables.
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub(crate) env: Environment,
+    pub(crate) tables: Tables,
+    pub(crate) path: PathBuf,
+    /// Journal blocks kept after a merge.
+    pub(crate) journal_keep: u64,
+    /// Journal length that triggers a merge.
+    pub(crate) journal_max: u64,
+    /// The writer's cache of address and topic hashes.
+    pub(crate) keccak: Mutex<KeccakCache>,
+}
+
+const DATA_FILE: &str = "mdbx.dat";
+const LOCK_FILE: &str = "mdbx.lck";
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub(crate) fn open(path: &Path, options: &MdbxOptions) -> Result<Arc<Self>, MdbxError> {
+        let path = path.to_path_buf();
+        let not_writable = |source| MdbxError::NotWritable { path: path.clone(), source };
+        let foreign = |reason: String| MdbxError::ForeignFormat { path: path.clone(), reason };
+
+        if path.exists() && !path.is_dir() {
+            return Err(foreign("it is a file, not a directory".into()));
+        }
+        std::fs::create_dir_all(&path).map_err(not_writable)?;
+        let data = path.join(DATA_FILE);
+        if !data.exists() {
+            // Refuse to create a store among someone else's files.
+            let others: Vec<String> = std::fs::read_dir(&path)
+                .map_err(not_writable)?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != LOCK_FILE)
+                .take(3)
+                .collect();
+            if !others.is_empty() {
+                return Err(foreign(format!(
+                    "the directory is not empty and has no {DATA_FILE} (found {})",
+                    others.join(", ")
+                )));
+            }
+        }
+        // Writability: MDBX would fail too, but with a less helpful message.
+        let probe = path.join(".coldchain-write-probe");
+        std::fs::write(&probe, b"").map_err(not_writable)?;
+        let _ = std::fs::remove_file(&probe);
+
+        let sync_mode = match options.sync {
+            SyncMode::Durable => RawSync::Durable,
+            SyncMode::NoMetaSync => RawSync::NoMetaSync,
+            SyncMode::SafeNoSync => RawSync::SafeNoSync,
+        };
+        let growth = isize::try_from(options.growth_step).unwrap_or(isize::MAX);
+        let env = Environment::builder()
+            .set_max_dbs(table::ALL.len() + 2)
+            .set_max_readers(options.max_readers)
+            .set_flags(EnvironmentFlags {
+                mode: Mode::ReadWrite { sync_mode },
+                ..Default::default()
+            })
+            .set_geometry(Geometry {
+                size: Some(0..options.max_size),
+                growth_step: Some(growth),
+                shrink_threshold: Some(growth.saturating_mul(4)),
+                page_size: None,
+            })
+            .open(&path)
+            .map_err(|e| match e {
+                signet_libmdbx::MdbxError::Invalid
+                | signet_libmdbx::MdbxError::VersionMismatch
+                | signet_libmdbx::MdbxError::Corrupted
+                | signet_libmdbx::MdbxError::BadSignature => {
+                    foreign(format!("{DATA_FILE} is not a readable MDBX file ({e})"))
+                }
+                signet_libmdbx::MdbxError::Access | signet_libmdbx::MdbxError::Permission => {
+                    not_writable(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))
+                }
+                other => MdbxError::Mdbx(other),
+            })?;
+
+        let tables = Self::init_tables(&env, &path)?;
+        let journal_max = options.journal_max.max(options.journal_keep + 1);
+        Ok(Arc::new(Self {
+            env,
+            tables,
+            path,
+            journal_keep: options.journal_keep,
+            journal_max,
+            keccak: Mutex::new(KeccakCache::default()),
+        }))
+    }
+
+    /// Creates the tables in an empty store, or checks the format of an
+    /// existing one; returns the table handles.
+    fn init_tables(env: &Environment, path: &Path) -> Result<Tables, MdbxError> {
+        let foreign =
+            |reason: String| MdbxError::ForeignFormat { path: path.to_path_buf(), reason };
+        let txn = env.begin_rw_unsync()?;
+        let main = txn.open_db(None)?;
+        // The main table lists the named tables.
+        let mut names = Vec::new();
+        {
+            let mut cursor = txn.cursor(main)?;
+            let mut item = cursor.first::<Cow<'_, [u8]>, ()>()?;
+            while let Some((name, ())) = item {
+                names.push(String::from_utf8_lossy(&name).into_owned());
+                item = cursor.next::<Cow<'_, [u8]>, ()>()?;
+            }
+        }
+        let fresh = names.is_empty();
+        if !fresh {
+            if !names.iter().any(|n| n == table::META) {
+                return Err(foreign(format!(
+                    "it is an MDBX store of another application (tables {})",
+                    names.join(", ")
+                )));
+            }
+            let meta = txn.open_db(Some(table::META))?;
+            let magic: Option<Vec<u8>> = txn.get(meta.dbi(), META_MAGIC)?;
+            if magic.as_deref() != Some(MAGIC) {
+                return Err(foreign("its meta table has no coldchain magic".into()));
+            }
+            let version: Option<[u8; 4]> = txn
+                .get(meta.dbi(), META_VERSION)
+                .map_err(|_| foreign("its format version is malformed".into()))?;
+            let Some(version) = version.map(u32::from_be_bytes) else {
+                return Err(foreign("its meta table has no format version".into()));
+            };
+            if version > FORMAT_VERSION {
+                return Err(MdbxError::NewerVersion {
+                    path: path.to_path_buf(),
+                    found: version,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            if version < FORMAT_VERSION {
+                return Err(MdbxError::OlderVersion {
+                    path: path.to_path_buf(),
+                    found: version,
+                    supported: FORMAT_VERSION,
+                });
+            }
+        }
+        let open = |name: &str| -> Result<Database, MdbxError> {
+            let flags = if name == table::TX_HASHES {
+                DatabaseFlags::DUP_SORT | DatabaseFlags::DUP_FIXED
+            } else {
+                DatabaseFlags::empty()
+            };
+            Ok(if fresh {
+                txn.create_db(Some(name), flags)?
+            } else {
+                txn.open_db(Some(name)).map_err(|e| match e {
+                    signet_libmdbx::MdbxError::NotFound => {
+                        foreign(format!("table `{name}` is missing"))
+                    }
+                    other => MdbxError::Mdbx(other),
+                })?
+            })
+        };
+        let tables = Tables {
+            meta: open(table::META)?,
+            headers: open(table::HEADERS)?,
+            block_hashes: open(table::BLOCK_HASHES)?,
+            block_txs: open(table::BLOCK_TXS)?,
+            tx_blocks: open(table::TX_BLOCKS)?,
+            transactions: open(table::TRANSACTIONS)?,
+            receipts: open(table::RECEIPTS)?,
+            tx_hashes: open(table::TX_HASHES)?,
+            log_index: open(table::LOG_INDEX)?,
+            journal: open(table::JOURNAL)?,
+        };
+        if fresh {
+            txn.put(tables.meta, META_MAGIC, MAGIC, WriteFlags::empty())?;
+            txn.put(tables.meta, META_VERSION, FORMAT_VERSION.to_be_bytes(), WriteFlags::empty())?;
+        }
+        txn.commit()?;
+        Ok(tables)
+    }
+}

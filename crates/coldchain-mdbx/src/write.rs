@@ -1,0 +1,503 @@
+//! Writes: append, truncate and drain, each one MDBX write transaction.
+
+use crate::{
+    error::{MdbxError, OrCold},
+    journal::{self, Journal},
+    layout::{
+        BlockTxs, IndexKey, SHARD_MAX_ENTRIES, be, decode_shard, encode_shard, hash_key, read_be,
+    },
+    read::{View, header_hash},
+    scan,
+    store::Store,
+};
+use alloy::primitives::{B256, BlockNumber, Log};
+use coldchain::{
+    BlockData, ColdError, ColdResult, Deadline, backend::DrainedBlock, backend::check_contiguous,
+    codec,
+};
+use roaring::RoaringBitmap;
+use signet_libmdbx::{Cursor, Database, Rw, WriteFlags, tx::Tx};
+use std::borrow::Cow;
+
+/// How often (in transactions) long write loops check their deadline.
+const CHECK_EVERY: u64 = 256;
+
+/// The index keys of one receipt's logs, sorted and deduplicated, into `out`.
+pub(crate) fn log_keys(logs: &[Log], out: &mut Vec<IndexKey>) {
+    out.clear();
+    for log in logs {
+        out.push(IndexKey::address(&log.address));
+        for (pos, topic) in log.topics().iter().enumerate().take(4) {
+            out.push(IndexKey::topic(pos, topic));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+}
+
+/// Appends `blocks` in one write transaction.
+pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline) -> ColdResult<()> {
+    if blocks.is_empty() {
+        return Ok(());
+    }
+    deadline.check()?;
+    let t = store.tables;
+    let txn = store.env.begin_rw_unsync().cold()?;
+    let view = View::new(&txn, t);
+    let tip = view.tip()?;
+    check_contiguous(tip, &blocks)?;
+    let mut next_tx = match tip {
+        Some(tip) => match view.block_txs(tip.number)? {
+            Some(bt) => bt.end(),
+            None => {
+                return Err(MdbxError::Corrupt(format!(
+                    "the tip block {} has no transaction range",
+                    tip.number
+                ))
+                .into());
+            }
+        },
+        None => 0,
+    };
+
+    let mut block_hashes_buf: Vec<B256> = Vec::new();
+    let mut block_entries: Vec<(IndexKey, u32)> = Vec::new();
+    let mut tx_keys = Vec::with_capacity(32);
+    let mut buf = Vec::with_capacity(4096);
+    let mut journal_buf = Vec::with_capacity(64 * 1024);
+    // Only the writer uses the cache; a poisoned lock still holds a usable
+    // cache.
+    let mut keccak = store.keccak.lock().unwrap_or_else(|e| e.into_inner());
+    {
+        let mut headers = txn.cursor(t.headers).cold()?;
+        let mut block_txs = txn.cursor(t.block_txs).cold()?;
+        let mut tx_blocks = txn.cursor(t.tx_blocks).cold()?;
+        let mut transactions = txn.cursor(t.transactions).cold()?;
+        let mut receipts = txn.cursor(t.receipts).cold()?;
+        let mut journal = txn.cursor(t.journal).cold()?;
+        for block in &blocks {
+            deadline.check()?;
+            let n = block.number();
+            buf.clear();
+            codec::encode_header_into(&block.header, &mut buf).cold()?;
+            headers.append(&be(n), &buf).cold()?;
+            match txn.put(t.block_hashes, block.hash(), be(n), WriteFlags::NO_OVERWRITE) {
+                Ok(()) => {}
+                Err(signet_libmdbx::MdbxError::KeyExist) => {
+                    return Err(ColdError::InvalidBlock {
+                        number: n,
+                        reason: format!("a block with hash {} is already stored", block.hash()),
+                    });
+                }
+                Err(e) => return Err(crate::error::raw(e)),
+            }
+            let count = u32::try_from(block.transactions.len()).map_err(|_| {
+                ColdError::InvalidBlock { number: n, reason: "more than 2^32 transactions".into() }
+            })?;
+            block_txs.append(&be(n), &BlockTxs { first: next_tx, count }.encode()).cold()?;
+            if count > 0 {
+                tx_blocks.append(&be(next_tx), &be(n)).cold()?;
+            }
+            block_hashes_buf.clear();
+            block_entries.clear();
+            for (i, (tx, receipt)) in
+                block.transactions.iter().zip(block.stored_receipts()).enumerate()
+            {
+                buf.clear();
+                codec::encode_tx_into(tx, &mut buf);
+                transactions.append(&be(next_tx), &buf).cold()?;
+                buf.clear();
+                let bloom_ok = keccak.bloom_is_logs_bloom(&receipt.receipt);
+                codec::encode_receipt_into_with(&receipt, bloom_ok, &mut buf).cold()?;
+                receipts.append(&be(next_tx), &buf).cold()?;
+                block_hashes_buf.push(*tx.inner().tx_hash());
+                log_keys(receipt.receipt.logs(), &mut tx_keys);
+                block_entries.extend(tx_keys.iter().map(|k| (*k, i as u32)));
+                next_tx += 1;
+            }
+            journal::encode(&block_hashes_buf, &mut block_entries, &mut journal_buf).cold()?;
+            journal.append(&be(n), &journal_buf).cold()?;
+        }
+    }
+    drop(keccak);
+    deadline.check()?;
+    let journal_len = txn.db_stat(&t.journal).cold()?.entries() as u64;
+    txn.commit().cold()?;
+    // The append is durable. Merging the journal is a reorganization that
+    // readers cannot see, so it runs in its own transaction: a failure (or a
+    // deadline) there does not undo the append; the next append retries.
+    if journal_len >= store.journal_max {
+        let merged = (|| {
+            let txn = store.env.begin_rw_unsync().cold()?;
+            let len = txn.db_stat(&t.journal).cold()?.entries() as u64;
+            if len < store.journal_max {
+                return Ok(());
+            }
+            merge_journal(&txn, store, len - store.journal_keep, deadline)?;
+            txn.commit().cold()
+        })();
+        if let Err(e) = merged {
+            tracing::warn!(error = %e, "coldchain-mdbx: merging the index journal failed; retried on the next append");
+        }
+    }
+    Ok(())
+}
+
+/// Moves the oldest `count` journal blocks into `tx_hashes` and `log_index`,
+/// in one sorted pass each.
+fn merge_journal(txn: &Tx<Rw>, store: &Store, count: u64, deadline: &Deadline) -> ColdResult<()> {
+    let t = store.tables;
+    let view = View::new(txn, t);
+    let mut hashes: Vec<(B256, u64)> = Vec::new();
+    let mut entries: Vec<(IndexKey, u64)> = Vec::new();
+    {
+        let mut cursor = txn.cursor(t.journal).cold()?;
+        let mut item = cursor.first::<Cow<'_, [u8]>, Cow<'_, [u8]>>().cold()?;
+        let mut merged = 0;
+        while let Some((key, value)) = item {
+            if merged == count {
+                break;
+            }
+            let n = read_be(&key, "journal key").cold()?;
+            let Some(bt) = view.block_txs(n)? else {
+                return Err(MdbxError::Corrupt(format!(
+                    "journal block {n} has no transactions range"
+                ))
+                .into());
+            };
+            let j = Journal::parse(&value).cold()?;
+            hashes.extend(j.hashes().map(|(h, off)| (h, bt.first + u64::from(off))));
+            for e in j.entries() {
+                let (k, off) = e.cold()?;
+                entries.push((k, bt.first + u64::from(off)));
+            }
+            merged += 1;
+            item = cursor.next().cold()?;
+        }
+    }
+    deadline.check()?;
+    hashes.sort_unstable();
+    {
+        let mut cursor = txn.cursor(t.tx_hashes).cold()?;
+        // Sorted duplicates under the hash prefix; a lookup checks each
+        // against the stored transaction and takes the first that matches
+        // (so a repeated hash keeps its first position, like the reference
+        // model).
+        for (hash, tx) in &hashes {
+            cursor.put(hash_key(hash), &be(*tx), WriteFlags::empty()).cold()?;
+        }
+    }
+    deadline.check()?;
+    entries.sort_unstable();
+    index_append(txn, t.log_index, &entries, deadline)?;
+    let mut cursor = txn.cursor(t.journal).cold()?;
+    for _ in 0..count {
+        if cursor.first::<(), ()>().cold()?.is_none() {
+            break;
+        }
+        cursor.del().cold()?;
+    }
+    Ok(())
+}
+
+/// The last shard of `key` at the cursor: (base, value).
+fn last_shard<'tx>(
+    cursor: &mut Cursor<'tx, Rw>,
+    key: &IndexKey,
+    buf: &mut Vec<u8>,
+) -> ColdResult<Option<(u64, Cow<'tx, [u8]>)>> {
+    key.shard_key(u64::MAX, buf);
+    let entry = match cursor.set_range::<Cow<'tx, [u8]>, Cow<'tx, [u8]>>(buf).cold()? {
+        Some((k, v)) if k.as_ref() == buf.as_slice() => Some((k, v)),
+        Some(_) => cursor.prev().cold()?,
+        None => cursor.last().cold()?,
+    };
+    let prefix = key.prefix();
+    match entry {
+        Some((k, v)) if k.len() == prefix.len() + 8 && k.starts_with(prefix) => {
+            Ok(Some((read_be(&k[prefix.len()..], "shard base").cold()?, v)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Adds sorted `(key, position)` entries to the log index: each key's open
+/// (last) shard is extended, and new shards are started when it is full.
+fn index_append(
+    txn: &Tx<Rw>,
+    db: Database,
+    entries: &[(IndexKey, u64)],
+    deadline: &Deadline,
+) -> ColdResult<()> {
+    let mut cursor = txn.cursor(db).cold()?;
+    let mut key_buf = Vec::with_capacity(41);
+    let mut value_buf = Vec::with_capacity(256);
+    let mut i = 0;
+    let mut groups = 0u64;
+    while i < entries.len() {
+        let key = entries[i].0;
+        let mut j = i + 1;
+        while j < entries.len() && entries[j].0 == key {
+            j += 1;
+        }
+        groups += 1;
+        if groups.is_multiple_of(CHECK_EVERY) {
+            deadline.check()?;
+        }
+        // (base, bitmap, changed)
+        let mut open: Option<(u64, RoaringBitmap, bool)> =
+            match last_shard(&mut cursor, &key, &mut key_buf)? {
+                Some((base, value)) => Some((base, decode_shard(&value).cold()?, false)),
+                None => None,
+            };
+        for &(_, pos) in &entries[i..j] {
+            let fits = open.as_ref().and_then(|(base, bitmap, _)| {
+                let off = pos.checked_sub(*base)?;
+                (bitmap.len() < SHARD_MAX_ENTRIES).then_some(u32::try_from(off).ok()).flatten()
+            });
+            match (fits, open.as_mut()) {
+                (Some(off), Some((base, bitmap, changed))) => {
+                    if bitmap.try_push(off).is_err() {
+                        return Err(MdbxError::Corrupt(format!(
+                            "log index of {} already holds position {pos} or a later one \
+                             (shard {base})",
+                            key.describe()
+                        ))
+                        .into());
+                    }
+                    *changed = true;
+                }
+                _ => {
+                    if let Some((base, bitmap, true)) = open.take() {
+                        write_shard(txn, db, &key, base, &bitmap, &mut key_buf, &mut value_buf)?;
+                    }
+                    let mut bitmap = RoaringBitmap::new();
+                    bitmap.insert(0);
+                    open = Some((pos, bitmap, true));
+                }
+            }
+        }
+        if let Some((base, bitmap, true)) = open {
+            write_shard(txn, db, &key, base, &bitmap, &mut key_buf, &mut value_buf)?;
+        }
+        i = j;
+    }
+    Ok(())
+}
+
+fn write_shard(
+    txn: &Tx<Rw>,
+    db: Database,
+    key: &IndexKey,
+    base: u64,
+    bitmap: &RoaringBitmap,
+    key_buf: &mut Vec<u8>,
+    value_buf: &mut Vec<u8>,
+) -> ColdResult<()> {
+    key.shard_key(base, key_buf);
+    encode_shard(bitmap, value_buf).cold()?;
+    txn.put(db, &*key_buf, &*value_buf, WriteFlags::empty()).cold()
+}
+
+/// Removes every position `>= cut` from the index of each key in `keys`
+/// (sorted, deduplicated).
+fn index_truncate(
+    txn: &Tx<Rw>,
+    db: Database,
+    keys: &[IndexKey],
+    cut: u64,
+    deadline: &Deadline,
+) -> ColdResult<()> {
+    let mut cursor = txn.cursor(db).cold()?;
+    let mut key_buf = Vec::with_capacity(41);
+    let mut value_buf = Vec::with_capacity(256);
+    for (i, key) in keys.iter().enumerate() {
+        if (i as u64).is_multiple_of(CHECK_EVERY) {
+            deadline.check()?;
+        }
+        while let Some((base, value)) = last_shard(&mut cursor, key, &mut key_buf)? {
+            if base >= cut {
+                // The cursor is on this shard: all of it goes.
+                cursor.del().cold()?;
+                continue;
+            }
+            let mut bitmap = decode_shard(&value).cold()?;
+            // cut - base > 0 here; positions at or above it go.
+            let from = u32::try_from(cut - base).unwrap_or(u32::MAX);
+            if bitmap.max().is_some_and(|m| m >= from) {
+                bitmap.remove_range(from..);
+                write_shard(txn, db, key, base, &bitmap, &mut key_buf, &mut value_buf)?;
+            }
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every entry of `db` with a key `>= from`.
+fn delete_tail(txn: &Tx<Rw>, db: Database, from: &[u8]) -> ColdResult<()> {
+    let mut cursor = txn.cursor(db).cold()?;
+    // Re-seek after each delete: where a cursor stands after deleting the
+    // last entry is not something to rely on.
+    while cursor.set_range::<(), ()>(from).cold()?.is_some() {
+        cursor.del().cold()?;
+    }
+    Ok(())
+}
+
+/// Removes every block above `number`, returning them (with receipts) when
+/// `collect` is set; one write transaction.
+pub(crate) fn truncate(
+    store: &Store,
+    number: BlockNumber,
+    collect: bool,
+    deadline: &Deadline,
+) -> ColdResult<Vec<DrainedBlock>> {
+    deadline.check()?;
+    let t = store.tables;
+    let txn = store.env.begin_rw_unsync().cold()?;
+    let view = View::new(&txn, t);
+    let Some(tip) = view.tip()? else { return Ok(Vec::new()) };
+    if number >= tip.number {
+        return Ok(Vec::new());
+    }
+    let first = view.first_block()?.unwrap_or(tip.number);
+    let cut = number.saturating_add(1).max(first);
+    let Some(cut_txs) = view.block_txs(cut)? else {
+        return Err(MdbxError::Corrupt(format!("block {cut} has no transaction range")).into());
+    };
+    let cut_tx = cut_txs.first;
+
+    // The removed headers: their hashes leave `block_hashes`.
+    let mut drained: Vec<DrainedBlock> = Vec::new();
+    let mut block_hashes: Vec<(B256, u64)> = Vec::new();
+    {
+        let mut cursor = txn.cursor(t.headers).cold()?;
+        let mut item = cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&be(cut)).cold()?;
+        while let Some((key, value)) = item {
+            let n = read_be(&key, "header key").cold()?;
+            block_hashes.push((header_hash(&value).cold()?, n));
+            if collect {
+                let header = codec::decode_header(&value).cold()?;
+                drained.push(DrainedBlock { header, receipts: Vec::new() });
+            }
+            item = cursor.next().cold()?;
+        }
+    }
+
+    // Blocks below the first journal block are merged: their tx hashes and
+    // log index entries are in the big tables and must go from there.
+    let journal_first = {
+        let mut cursor = txn.cursor(t.journal).cold()?;
+        match cursor.first::<Cow<'_, [u8]>, ()>().cold()? {
+            Some((k, ())) => Some(read_be(&k, "journal key").cold()?),
+            None => None,
+        }
+    };
+    let merged_end_tx = match journal_first {
+        Some(jf) if jf > cut => match view.block_txs(jf)? {
+            Some(bt) => bt.first,
+            None => {
+                return Err(MdbxError::Corrupt(format!("journal block {jf} has no range")).into());
+            }
+        },
+        Some(_) => cut_tx,
+        None => u64::MAX,
+    };
+    if collect {
+        let mut keccak = store.keccak.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bloom_of = |logs: &[Log]| keccak.logs_bloom(logs);
+        let mut cursor = txn.cursor(t.receipts).cold()?;
+        let mut item = cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&be(cut_tx)).cold()?;
+        let mut seen = 0u64;
+        while let Some((key, value)) = item {
+            seen += 1;
+            if seen.is_multiple_of(CHECK_EVERY) {
+                deadline.check()?;
+            }
+            let tx = read_be(&key, "receipt key").cold()?;
+            let receipt = codec::decode_receipt_with(&value, &mut bloom_of).cold()?;
+            let i = receipt
+                .block_number
+                .checked_sub(cut)
+                .and_then(|i| usize::try_from(i).ok())
+                .filter(|i| *i < drained.len());
+            let Some(i) = i else {
+                return Err(MdbxError::Corrupt(format!(
+                    "receipt {tx} names block {}, outside the removed blocks",
+                    receipt.block_number
+                ))
+                .into());
+            };
+            drained[i].receipts.push(receipt);
+            item = cursor.next().cold()?;
+        }
+    }
+    if merged_end_tx > cut_tx {
+        let mut tx_hashes: Vec<(B256, u64)> = Vec::new();
+        let mut keys: Vec<IndexKey> = Vec::new();
+        let mut tx_keys = Vec::with_capacity(32);
+        let mut cursor = txn.cursor(t.receipts).cold()?;
+        let mut item = cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&be(cut_tx)).cold()?;
+        while let Some((key, value)) = item {
+            let tx = read_be(&key, "receipt key").cold()?;
+            if tx >= merged_end_tx {
+                break;
+            }
+            if (tx - cut_tx).is_multiple_of(CHECK_EVERY) {
+                deadline.check()?;
+            }
+            let hash = scan::receipt_keys(&value, &mut tx_keys)?;
+            tx_hashes.push((hash, tx));
+            keys.extend_from_slice(&tx_keys);
+            item = cursor.next().cold()?;
+        }
+        drop(cursor);
+        deadline.check()?;
+        keys.sort_unstable();
+        keys.dedup();
+        index_truncate(&txn, t.log_index, &keys, cut_tx, deadline)?;
+        tx_hashes.sort_unstable();
+        for (hash, tx) in &tx_hashes {
+            txn.del(t.tx_hashes, hash_key(hash), Some(&be(*tx))).cold()?;
+        }
+    }
+    for (hash, n) in &block_hashes {
+        let stored: Option<[u8; 8]> = txn.get(t.block_hashes.dbi(), hash.as_slice()).cold()?;
+        if stored.map(u64::from_be_bytes) == Some(*n) {
+            txn.del(t.block_hashes, hash.as_slice(), None).cold()?;
+        }
+    }
+    deadline.check()?;
+    delete_tail(&txn, t.headers, &be(cut))?;
+    delete_tail(&txn, t.block_txs, &be(cut))?;
+    delete_tail(&txn, t.tx_blocks, &be(cut_tx))?;
+    delete_tail(&txn, t.transactions, &be(cut_tx))?;
+    delete_tail(&txn, t.receipts, &be(cut_tx))?;
+    delete_tail(&txn, t.journal, &be(cut))?;
+    deadline.check()?;
+    txn.commit().cold()?;
+    Ok(drained)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::store::MdbxOptions;
+
+    #[test]
+    fn delete_tail_semantics() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Store::open(dir.path(), &MdbxOptions::for_tests()).unwrap();
+        let txn = store.env.begin_rw_unsync().unwrap();
+        for i in 0..10u64 {
+            txn.put(store.tables.headers, be(i), b"x", WriteFlags::empty()).unwrap();
+        }
+        let r = delete_tail(&txn, store.tables.headers, &be(5));
+        eprintln!("delete_tail: {r:?}");
+        let n = txn.db_stat(&store.tables.headers).unwrap().entries();
+        assert_eq!(n, 5);
+        r.unwrap();
+    }
+}
