@@ -239,7 +239,7 @@ impl OnBackend for Bench {
         {
             results.push(r);
         }
-        let bytes_per_block = disk_usage(store).map(|b| b as f64 / args.blocks as f64);
+        let bytes_per_block = disk_usage(store).await.map(|b| b as f64 / args.blocks as f64);
 
         let mut rng = W1Rng::new(args.seed ^ 0xBE7C_4000);
         let end = targets.last();

@@ -80,8 +80,9 @@ pub async fn run_on<W: OnBackend>(spec: &StoreSpec, work: W) -> Result<W::Output
             let backend = open_embedded(path).await?;
             work.run(backend, spec).await
         }
-        StoreSpec::Postgres(_) => {
-            eyre::bail!("PostgreSQL is not built into this binary yet ({spec}); use --store mem")
+        StoreSpec::Postgres(url) => {
+            let backend = open_postgres(url).await?;
+            work.run(backend, spec).await
         }
     }
 }
@@ -97,8 +98,23 @@ pub async fn open_embedded(path: &std::path::Path) -> Result<coldchain_mdbx::Mdb
     opened.map_err(|e| eyre::eyre!("opening the embedded store at {}: {e}", path.display()))
 }
 
-/// Bytes the store occupies on disk, when that can be measured.
-pub fn disk_usage(spec: &StoreSpec) -> Option<u64> {
+/// Opens the PostgreSQL store at `url`, applying schema migrations.
+pub async fn open_postgres(url: &str) -> Result<coldchain_postgres::PostgresBackend> {
+    coldchain_postgres::PostgresBackend::open(url, coldchain_postgres::PgOptions::default())
+        .await
+        .map_err(|e| eyre::eyre!("opening PostgreSQL at {}: {e}", redact(url)))
+}
+
+/// Bytes the store occupies on disk (tables and indexes for PostgreSQL),
+/// when that can be measured.
+pub async fn disk_usage(spec: &StoreSpec) -> Option<u64> {
+    match spec {
+        StoreSpec::Postgres(url) => open_postgres(url).await.ok()?.disk_bytes().await.ok(),
+        other => files_size(other),
+    }
+}
+
+fn files_size(spec: &StoreSpec) -> Option<u64> {
     fn dir_size(path: &std::path::Path) -> std::io::Result<u64> {
         let meta = std::fs::metadata(path)?;
         if !meta.is_dir() {

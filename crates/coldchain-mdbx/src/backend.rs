@@ -163,19 +163,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> ColdResult<T> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".to_owned());
-            Err(ColdError::Panicked { op, message })
-        }
-        Err(_) => Err(ColdError::TaskTerminated),
-    }
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(ColdError::from_join(op, e)))
 }
 
 /// Most logs a stream producer gathers before handing them to the channel.

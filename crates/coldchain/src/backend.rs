@@ -72,6 +72,14 @@ pub trait ColdRead: Clone + Send + Sync + 'static {
     /// Whether each read runs on one consistent snapshot, even during a write.
     fn snapshot_reads(&self) -> bool;
 
+    /// A watch of the stored tip that also follows *other* writers (another
+    /// server on the same database), for backends that can tell; `None`
+    /// (the default) when only this process writes. The handle forwards it
+    /// into its own tip watch. Called once, inside a tokio runtime.
+    fn tip_updates(&self) -> Option<tokio::sync::watch::Receiver<Option<BlockNumHash>>> {
+        None
+    }
+
     /// The highest stored block, `None` when empty.
     fn tip(
         &self,

@@ -102,6 +102,21 @@ impl ColdError {
         Self::Backend(Box::new(err))
     }
 
+    /// The error for backend work whose task did not return: `Panicked` with
+    /// the panic message, or `TaskTerminated` when the task was cancelled.
+    pub fn from_join(op: &'static str, err: tokio::task::JoinError) -> Self {
+        if !err.is_panic() {
+            return Self::TaskTerminated;
+        }
+        let payload = err.into_panic();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_owned());
+        Self::Panicked { op, message }
+    }
+
     /// A short stable name of the error's kind, for metrics labels.
     pub const fn kind(&self) -> &'static str {
         match self {

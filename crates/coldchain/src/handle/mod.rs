@@ -171,8 +171,62 @@ impl<B: ColdBackend> ColdStorageBuilder<B> {
             ::metrics::gauge!(metrics::DURABLE_TIP).set(tip.number as f64);
         }
         inner.tracker.spawn(writer::run(inner.clone(), queue_rx));
+        if let Some(updates) = inner.backend.tip_updates() {
+            inner.tracker.spawn(follow_tip_updates(inner.clone(), updates));
+        }
         let on_last_drop = Arc::new(inner.shutdown.clone().drop_guard());
         Ok(ColdStorage { inner, _on_last_drop: on_last_drop })
+    }
+}
+
+/// Forwards a backend's tip updates (writes by other servers, see
+/// [`crate::ColdRead::tip_updates`]) into this handle's tip watch until
+/// shutdown. A new tip that does not extend the old one (the block at the
+/// old tip's height is gone or was replaced) means another writer truncated:
+/// the cache is purged first (C10).
+async fn follow_tip_updates<B: ColdBackend>(
+    inner: Arc<Inner<B>>,
+    mut updates: watch::Receiver<Option<BlockNumHash>>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = inner.shutdown.cancelled() => return,
+            r = updates.changed() => if r.is_err() { return },
+        }
+        let new = *updates.borrow_and_update();
+        let old = *inner.tip.borrow();
+        if new == old {
+            continue;
+        }
+        let extends = match (old, new) {
+            (None, _) => true,
+            (Some(o), Some(n)) if n.number > o.number => {
+                // A backend read like any other: it takes a read permit (C1).
+                let d = Deadline::after("tip", inner.config.read_timeout);
+                let header = tokio::select! {
+                    biased;
+                    _ = inner.shutdown.cancelled() => return,
+                    h = d.run(async {
+                        let _permit = inner.read_permits.acquire().await
+                            .map_err(|_| ColdError::TaskTerminated)?;
+                        inner.backend.header(HeaderSpec::Number(o.number), d.clone()).await
+                    }) => h,
+                };
+                matches!(header, Ok(Some(h)) if h.hash() == o.hash)
+            }
+            _ => false,
+        };
+        if !extends {
+            // The fork point is unknown: forget every cached block (block 0
+            // can never be removed, so it cannot be stale).
+            inner.cache.truncate_above(0);
+        }
+        inner.tip.send_if_modified(|tip| {
+            let changed = *tip != new;
+            *tip = new;
+            changed
+        });
     }
 }
 
@@ -522,18 +576,11 @@ pub(crate) fn join_result<T>(
     op: &'static str,
     r: Result<ColdResult<T>, tokio::task::JoinError>,
 ) -> ColdResult<T> {
-    match r {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".to_owned());
+    r.unwrap_or_else(|e| {
+        let err = ColdError::from_join(op, e);
+        if let ColdError::Panicked { message, .. } = &err {
             tracing::error!(op, %message, "backend work panicked");
-            Err(ColdError::Panicked { op, message })
         }
-        Err(_) => Err(ColdError::TaskTerminated),
-    }
+        Err(err)
+    })
 }

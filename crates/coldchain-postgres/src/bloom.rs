@@ -1,0 +1,102 @@
+//! Log blooms with a small per-thread cache of each input's bloom bits.
+//!
+//! A receipt's bloom is not stored (see [`crate::rows`]): it is rebuilt from
+//! its logs on every read and checked on every append, which costs one
+//! keccak per address and topic, the bulk of a block-receipts read's CPU.
+//! Addresses and event signatures repeat heavily across logs, so their three
+//! bloom bits are cached (direct-mapped, keyed by the full input, verified
+//! on every hit). The result is bit for bit [`alloy::primitives::logs_bloom`].
+
+use alloy::primitives::{Bloom, BloomInput, Log};
+use std::cell::RefCell;
+
+const SLOTS: usize = 8192;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    len: u8,
+    key: [u8; 32],
+    n: u8,
+    bits: [(u8, u8); 3],
+}
+
+const EMPTY: Slot = Slot { len: 0, key: [0; 32], n: 0, bits: [(0, 0); 3] };
+
+thread_local! {
+    static CACHE: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+}
+
+fn slot_of(input: &[u8]) -> usize {
+    // FNV-1a over the last 16 bytes (accounts in topics are left-padded
+    // with zeros) and the length.
+    let tail = &input[input.len().saturating_sub(16)..];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ input.len() as u64;
+    for b in tail {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h as usize) & (SLOTS - 1)
+}
+
+fn accrue(bloom: &mut Bloom, cache: &mut [Slot], input: &[u8]) {
+    if input.len() > 32 || cache.len() != SLOTS {
+        bloom.accrue(BloomInput::Raw(input));
+        return;
+    }
+    let slot = &mut cache[slot_of(input)];
+    if usize::from(slot.len) != input.len() || slot.key[..input.len()] != *input {
+        let mut one = Bloom::ZERO;
+        one.accrue(BloomInput::Raw(input));
+        let mut s = Slot { len: input.len() as u8, ..EMPTY };
+        s.key[..input.len()].copy_from_slice(input);
+        for (i, byte) in one.as_slice().iter().enumerate() {
+            if *byte != 0 && usize::from(s.n) < 3 {
+                s.bits[usize::from(s.n)] = (i as u8, *byte);
+                s.n += 1;
+            }
+        }
+        *slot = s;
+    }
+    let bytes = bloom.as_mut_slice();
+    for (i, mask) in &slot.bits[..usize::from(slot.n)] {
+        bytes[usize::from(*i)] |= mask;
+    }
+}
+
+/// The bloom of `logs`, equal to [`alloy::primitives::logs_bloom`].
+pub(crate) fn logs_bloom(logs: &[Log]) -> Bloom {
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() != SLOTS {
+            cache.resize(SLOTS, EMPTY);
+        }
+        let mut bloom = Bloom::ZERO;
+        for log in logs {
+            accrue(&mut bloom, &mut cache, log.address.as_slice());
+            for topic in log.topics() {
+                accrue(&mut bloom, &mut cache, topic.as_slice());
+            }
+        }
+        bloom
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use coldchain::testing::{fixtures, test_chain};
+
+    #[test]
+    fn equals_alloy_logs_bloom() {
+        let mut blocks = test_chain(0, 20, alloy::primitives::B256::ZERO, 5);
+        blocks.extend(fixtures::mainnet_rlp_blocks());
+        for _ in 0..2 {
+            for block in &blocks {
+                for r in &block.receipts {
+                    assert_eq!(logs_bloom(r.logs()), alloy::primitives::logs_bloom(r.logs()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Errors of the PostgreSQL backend and their mapping to [`ColdError`].
+//!
+//! Inside backend calls every failure becomes a [`ColdError`]:
+//! SQLSTATE `57014` (`query_canceled`, which is what `statement_timeout`
+//! raises) and any failure after the call's deadline passed become
+//! [`ColdError::Timeout`] naming the operation, exactly as in the other
+//! backends; undecodable stored bytes become [`ColdError::Codec`]; everything
+//! else is [`ColdError::Backend`] wrapping a [`PgError`].
+
+use coldchain::{ColdError, Deadline, codec::CodecError};
+use tokio_postgres::error::SqlState;
+
+/// A failure of the PostgreSQL backend outside the [`coldchain`] traits
+/// (opening, migrating, measuring), or the source of a
+/// [`ColdError::Backend`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    /// The connection URL could not be parsed.
+    #[error("invalid PostgreSQL URL: {0}")]
+    Url(#[source] tokio_postgres::Error),
+    /// The connection pool could not be built.
+    #[error("cannot build the connection pool: {0}")]
+    Pool(String),
+    /// No connection could be taken from the pool (server down, bad
+    /// credentials, pool timeout).
+    #[error("cannot get a PostgreSQL connection: {0}")]
+    Connect(String),
+    /// A statement failed.
+    #[error("PostgreSQL error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    /// The database holds a schema written by a newer coldchain.
+    #[error(
+        "the database holds coldchain schema version {found}, but this build knows versions up \
+         to {supported}: it was written by a newer coldchain; upgrade coldchain (refusing to open \
+         it rather than misread it)"
+    )]
+    NewerSchema {
+        /// The version found in `coldchain.schema_version`.
+        found: i32,
+        /// The newest version this build can apply and read.
+        supported: i32,
+    },
+    /// A value does not fit the column it must be stored in.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// The stored data is inconsistent (for example a receipt whose logs are
+    /// missing).
+    #[error("inconsistent stored data: {0}")]
+    Corrupt(String),
+    /// A `disk_bytes`, `analyze` or `explain` call took longer than allowed.
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+}
+
+impl PgError {
+    /// The SQLSTATE of a database error, if any.
+    pub fn sql_state(&self) -> Option<&SqlState> {
+        match self {
+            Self::Db(e) => e.code(),
+            _ => None,
+        }
+    }
+}
+
+impl From<PgError> for ColdError {
+    fn from(e: PgError) -> Self {
+        match e {
+            PgError::Timeout(op) => ColdError::Timeout { op },
+            other => ColdError::backend(other),
+        }
+    }
+}
+
+/// Maps a driver error met while serving `deadline`'s operation.
+pub(crate) fn db_err(e: tokio_postgres::Error, deadline: &Deadline) -> ColdError {
+    if e.code() == Some(&SqlState::QUERY_CANCELED) || deadline.is_expired() {
+        return ColdError::Timeout { op: deadline.op() };
+    }
+    ColdError::backend(PgError::Db(e))
+}
+
+/// Stored data that does not decode or does not add up.
+pub(crate) fn corrupt(msg: impl Into<String>) -> ColdError {
+    ColdError::Codec(CodecError(msg.into()))
+}

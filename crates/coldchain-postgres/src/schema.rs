@@ -1,0 +1,135 @@
+//! The schema, as embedded, versioned migrations applied on open.
+//!
+//! Everything lives in the schema `coldchain`. `coldchain.schema_version`
+//! has one row per applied migration. Opening a database migrates it in one
+//! transaction under an advisory lock (two servers opening one database at
+//! once apply each migration once): the missing migrations are applied in
+//! order, and a database whose highest version is newer than
+//! [`SCHEMA_VERSION`] is refused.
+//!
+//! # Version 1
+//!
+//! ```text
+//! meta(id bool PK = true, tip_number int8 NULL, tip_hash bytea NULL)
+//!     one row; the tip, and the row every writer locks (FOR UPDATE)
+//! blocks(number int8 PK, timestamp int8, hash bytea, header bytea)
+//!     header = coldchain::codec header value; index blocks_hash (hash)
+//! txs(block_number int8, hash8 int8, tx_index int4, first_log int4,
+//!     n_logs int4, tx bytea, receipt bytea)   PK (block_number, tx_index)
+//!     tx = coldchain::codec transaction value (sender + EIP-2718 bytes);
+//!     receipt = this crate's compact receipt row (see `rows`);
+//!     hash8 = first 8 bytes of the tx hash; index txs_hash8 (hash8)
+//! logs(block_number int8, log_index int4, tx_index int4, address bytea,
+//!      topic0..topic3 bytea NULL, data bytea, tx_hash bytea)
+//!     btree logs_block (block_number)           truncation, block reads
+//!     btree logs_address (address, block_number) address filters, streams
+//!     btree logs_topic0 (topic0, block_number)   event signatures
+//!     gin   logs_topics (array_remove(ARRAY[topic1, topic2, topic3], NULL))
+//! ```
+//!
+//! Why these indexes: a log filter's cost must follow its matches. An
+//! address or an event signature has few distinct values and is queried
+//! over block ranges, so those are B-trees on `(value, block_number)`: a
+//! range is one index range scan in block order (streams need no sort), and
+//! B-tree deduplication stores a hot contract's many entries in one block as
+//! one key with a list of row ids. Topics 1–3 are mostly accounts and ids:
+//! high cardinality, a handful of logs each, queried by equality. One GIN
+//! index over the three stores each distinct value once with a compressed
+//! list of the rows holding it in any of the three positions; a query adds
+//! the array condition (`@>` / `&&`) to find candidates and keeps the exact
+//! column condition for the position. That is a fraction of three B-trees
+//! or hash indexes (each of which stores one entry per row). The writer
+//! flushes the GIN pending list in each append transaction, so queries never
+//! scan a long pending list. `logs_block` on the block number alone
+//! deduplicates to ~6 bytes per log.
+
+use crate::error::PgError;
+use tokio_postgres::Client;
+
+/// The newest schema version this build applies and reads.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The embedded migrations, in order: (version, SQL).
+pub const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+
+/// Advisory lock key serializing migrations ("coldchai" in ASCII).
+const MIGRATION_LOCK: i64 = 0x636f_6c64_6368_6169;
+
+const V1: &str = r#"
+CREATE TABLE coldchain.meta (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    tip_number bigint,
+    tip_hash bytea,
+    CHECK ((tip_number IS NULL) = (tip_hash IS NULL))
+);
+INSERT INTO coldchain.meta (id) VALUES (true);
+
+CREATE TABLE coldchain.blocks (
+    number bigint PRIMARY KEY,
+    timestamp bigint NOT NULL,
+    hash bytea NOT NULL,
+    header bytea NOT NULL
+);
+CREATE INDEX blocks_hash ON coldchain.blocks (hash);
+
+CREATE TABLE coldchain.txs (
+    block_number bigint NOT NULL,
+    hash8 bigint NOT NULL,
+    tx_index integer NOT NULL,
+    first_log integer NOT NULL,
+    n_logs integer NOT NULL,
+    tx bytea NOT NULL,
+    receipt bytea NOT NULL,
+    PRIMARY KEY (block_number, tx_index)
+);
+CREATE INDEX txs_hash8 ON coldchain.txs (hash8);
+
+CREATE TABLE coldchain.logs (
+    block_number bigint NOT NULL,
+    log_index integer NOT NULL,
+    tx_index integer NOT NULL,
+    address bytea NOT NULL,
+    topic0 bytea,
+    topic1 bytea,
+    topic2 bytea,
+    topic3 bytea,
+    data bytea NOT NULL,
+    tx_hash bytea NOT NULL
+);
+CREATE INDEX logs_block ON coldchain.logs (block_number);
+CREATE INDEX logs_address ON coldchain.logs (address, block_number);
+CREATE INDEX logs_topic0 ON coldchain.logs (topic0, block_number);
+CREATE INDEX logs_topics ON coldchain.logs
+    USING gin ((array_remove(ARRAY[topic1, topic2, topic3], NULL)));
+"#;
+
+/// Creates or upgrades the schema; returns the version now in force.
+pub(crate) async fn migrate(client: &mut Client) -> Result<i32, PgError> {
+    let txn = client.transaction().await?;
+    txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    txn.batch_execute(
+        "CREATE SCHEMA IF NOT EXISTS coldchain;
+         CREATE TABLE IF NOT EXISTS coldchain.schema_version (
+             version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now(),
+             by_version text NOT NULL
+         );",
+    )
+    .await?;
+    let row = txn.query_one("SELECT max(version) FROM coldchain.schema_version", &[]).await?;
+    let current: i32 = row.try_get::<_, Option<i32>>(0)?.unwrap_or(0);
+    if current > SCHEMA_VERSION {
+        return Err(PgError::NewerSchema { found: current, supported: SCHEMA_VERSION });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        txn.batch_execute(sql).await?;
+        txn.execute(
+            "INSERT INTO coldchain.schema_version (version, by_version) VALUES ($1, $2)",
+            &[version, &env!("CARGO_PKG_VERSION")],
+        )
+        .await?;
+        tracing::info!(version, "coldchain-postgres: applied schema migration");
+    }
+    txn.commit().await?;
+    Ok(SCHEMA_VERSION)
+}
