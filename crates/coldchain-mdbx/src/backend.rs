@@ -115,6 +115,7 @@ impl MdbxBackend {
             ("tx_hashes", t.tx_hashes),
             ("log_index", t.log_index),
             ("journal", t.journal),
+            ("receipt_blooms", t.receipt_blooms),
         ];
         let mut out = Vec::with_capacity(tables.len());
         for (name, db) in tables {

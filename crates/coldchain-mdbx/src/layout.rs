@@ -3,13 +3,13 @@
 //! overview.
 
 use crate::error::MdbxError;
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, Bloom};
 use roaring::RoaringBitmap;
 
 /// Version of the on-disk format this build reads and writes. Stored in the
 /// `meta` table under `format_version`; a store with another version is
 /// refused on open.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Magic value stored under [`META_MAGIC`]: marks a directory as a coldchain
 /// MDBX store.
@@ -44,9 +44,12 @@ pub(crate) mod table {
     /// Block number (u64 BE) -> journal value (tx hashes and index entries
     /// of a block not yet merged into `tx_hashes` and `log_index`).
     pub(crate) const JOURNAL: &str = "journal";
+    /// Block number (u64 BE) -> the set bits of each receipt's bloom, in
+    /// order (see [`super::encode_bloom_bits`]).
+    pub(crate) const RECEIPT_BLOOMS: &str = "receipt_blooms";
 
     /// Every table.
-    pub(crate) const ALL: [&str; 10] = [
+    pub(crate) const ALL: [&str; 11] = [
         META,
         HEADERS,
         BLOCK_HASHES,
@@ -57,6 +60,7 @@ pub(crate) mod table {
         TX_HASHES,
         LOG_INDEX,
         JOURNAL,
+        RECEIPT_BLOOMS,
     ];
 }
 
@@ -119,6 +123,60 @@ impl BlockTxs {
     pub(crate) const fn end(self) -> u64 {
         self.first + self.count as u64
     }
+}
+
+// ---------------------------------------------------------------- receipt blooms
+
+/// Marks a receipt bloom stored whole (256 bytes) in a `receipt_blooms`
+/// value instead of as its set bits.
+const BLOOM_WHOLE: u8 = 0xff;
+
+/// Appends a receipt bloom to a `receipt_blooms` value: the number of set
+/// bits (u8) and each bit's index (`byte * 8 + bit`, u16 LE), or
+/// [`BLOOM_WHOLE`] and the 256 bytes when it has 127 bits or more. A
+/// receipt's bloom has ~3 bits per address and topic of its logs, so this
+/// is ~50 bytes a receipt, and rebuilding the bloom on a read costs no
+/// keccak.
+pub(crate) fn encode_bloom_bits(bloom: &Bloom, out: &mut Vec<u8>) {
+    let count: u32 = bloom.iter().map(|b| b.count_ones()).sum();
+    if count >= 127 {
+        out.push(BLOOM_WHOLE);
+        out.extend_from_slice(bloom.as_slice());
+        return;
+    }
+    out.push(count as u8);
+    for (i, byte) in bloom.iter().enumerate() {
+        let mut b = *byte;
+        while b != 0 {
+            let bit = b.trailing_zeros() as u16;
+            out.extend_from_slice(&(i as u16 * 8 + bit).to_le_bytes());
+            b &= b - 1;
+        }
+    }
+}
+
+/// Reads the next receipt bloom of a `receipt_blooms` value, advancing
+/// `bytes`.
+pub(crate) fn take_bloom_bits(bytes: &mut &[u8]) -> Result<Bloom, MdbxError> {
+    let bad = || MdbxError::Corrupt("receipt_blooms value is truncated".into());
+    let (&count, rest) = bytes.split_first().ok_or_else(bad)?;
+    let mut bloom = Bloom::ZERO;
+    if count == BLOOM_WHOLE {
+        let whole = rest.get(..256).ok_or_else(bad)?;
+        bloom.copy_from_slice(whole);
+        *bytes = &rest[256..];
+        return Ok(bloom);
+    }
+    let bits = rest.get(..count as usize * 2).ok_or_else(bad)?;
+    for c in bits.chunks_exact(2) {
+        let i = usize::from(u16::from_le_bytes([c[0], c[1]]));
+        let byte = bloom.get_mut(i / 8).ok_or_else(|| {
+            MdbxError::Corrupt(format!("receipt_blooms value names bloom bit {i}"))
+        })?;
+        *byte |= 1 << (i % 8);
+    }
+    *bytes = &rest[count as usize * 2..];
+    Ok(bloom)
 }
 
 // ---------------------------------------------------------------- log index
@@ -278,6 +336,30 @@ mod tests {
         assert_eq!(IndexKey::parse(&buf).unwrap(), (t, u64::MAX));
         assert!(a < t);
         assert!(IndexKey::parse(&buf[..40]).is_err());
+    }
+
+    #[test]
+    fn bloom_bits_round_trip() {
+        let mut sparse = Bloom::ZERO;
+        sparse.m3_2048(b"a");
+        sparse.m3_2048(b"bc");
+        let mut dense = Bloom::ZERO;
+        for i in 0..200u32 {
+            dense.m3_2048(&i.to_be_bytes());
+        }
+        let full = Bloom::repeat_byte(0xff);
+        let mut out = Vec::new();
+        for b in [Bloom::ZERO, sparse, dense, full, sparse] {
+            encode_bloom_bits(&b, &mut out);
+        }
+        let mut rest = out.as_slice();
+        for b in [Bloom::ZERO, sparse, dense, full, sparse] {
+            assert_eq!(take_bloom_bits(&mut rest).unwrap(), b);
+        }
+        assert!(rest.is_empty());
+        assert!(take_bloom_bits(&mut rest).is_err());
+        assert!(take_bloom_bits(&mut &[2u8, 1, 0, 2][..]).is_err());
+        assert!(take_bloom_bits(&mut &[1u8, 0, 8][..]).is_err());
     }
 
     #[test]

@@ -16,10 +16,13 @@
 //!
 //! # Transactions
 //!
-//! - Every read runs on `tokio::task::spawn_blocking` in its own read
-//!   transaction, so it sees one consistent snapshot even while a write
-//!   commits ([`coldchain::ColdRead::snapshot_reads`] is `true`). Long reads
-//!   check their [`coldchain::Deadline`] between steps.
+//! - Every read runs in its own read transaction, so it sees one consistent
+//!   snapshot even while a write commits
+//!   ([`coldchain::ColdRead::snapshot_reads`] is `true`; MDBX readers never
+//!   wait for the writer). Every read runs on `tokio::task::spawn_blocking`:
+//!   even a point read touches pages of the memory map that may have to
+//!   come from disk, so none runs on a runtime thread. Long reads check
+//!   their [`coldchain::Deadline`] between steps.
 //! - Every append, truncate and drain is one write transaction: after a
 //!   crash a block is fully present or absent, and a batch is all or
 //!   nothing. Commits are durable by default ([`SyncMode`]).
@@ -50,6 +53,7 @@
 //! | `tx_hashes` (dup-sorted) | first 8 bytes of the tx hash | tx numbers u64 BE |
 //! | `log_index` | kind u8 ++ value ++ shard base u64 BE | shard: `0x51` ++ roaring bitmap, or `0x52` ++ u32 LE array |
 //! | `journal` | block number u64 BE | the block's tx hashes and index entries (`0x61`) |
+//! | `receipt_blooms` | block number u64 BE | each receipt's bloom, in order: set-bit count u8 ++ bit indexes u16 LE, or `0xff` ++ 256 bytes |
 //!
 //! `tx_blocks` answers "which block holds tx number t" with one cursor step
 //! (the last key `<= t`), so a transaction found by hash gets its block
@@ -108,15 +112,24 @@
 //! back to the journal, and log queries read the journal part of their
 //! range block by block. Both tiers are covered by [`MdbxBackend::verify`].
 //!
-//! Deciding whether a receipt's bloom must be stored (see
-//! `coldchain::codec`) costs a keccak per address and topic; the writer
-//! caches those hashes, since contracts, event signatures and accounts
-//! repeat.
+//! # Receipt blooms
+//!
+//! `coldchain::codec` leaves a receipt's bloom out when told it is the
+//! bloom of its logs, and then rebuilds it on decode: a keccak per address
+//! and topic (~1,400 per mainnet-shaped block, most of the cost of reading a
+//! block's receipts), and finding out on append costs as many.
+//! `receipt_blooms` keeps each receipt's bloom, exactly as appended, as its
+//! set bits (~50 bytes a receipt; the whole 256 bytes when 127 bits or more
+//! are set), one value per block. Receipt values never carry the bloom, and
+//! every read (point, block, drain) hands the stored one to the decoder: no
+//! keccak on either side. The receipt scans of `get_logs` and truncation
+//! never need blooms.
 //!
 //! # Format version
 //!
-//! [`FORMAT_VERSION`] (now 1) covers the table set, the key layouts, the
-//! shard formats (`0x51`, `0x52`) and the journal format (`0x61`); headers,
+//! [`FORMAT_VERSION`] (now 2; version 1 had no `receipt_blooms`) covers the
+//! table set, the key layouts, the shard formats (`0x51`, `0x52`), the
+//! journal format (`0x61`) and the `receipt_blooms` values; headers,
 //! transactions and receipts carry `coldchain::codec`'s own versioned format
 //! bytes. [`MdbxBackend::open`] refuses a store with another version (newer:
 //! upgrade coldchain; older: re-import), a directory of foreign files, and an
@@ -130,7 +143,6 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod backend;
-mod bloom;
 mod error;
 mod journal;
 mod layout;

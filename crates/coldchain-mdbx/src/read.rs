@@ -3,7 +3,7 @@
 use crate::{
     error::{MdbxError, OrCold},
     journal::Journal,
-    layout::{BlockTxs, be, hash_key, read_be},
+    layout::{BlockTxs, be, hash_key, read_be, take_bloom_bits},
     scan,
     store::Tables,
 };
@@ -199,10 +199,31 @@ impl<'t, K: TransactionKind> View<'t, K> {
         value.map(|v| codec::decode_tx(&v).cold()).transpose()
     }
 
-    /// A receipt by transaction number.
-    pub(crate) fn receipt_at(&self, tx: u64) -> ColdResult<Option<StoredReceipt>> {
+    /// The `receipt_blooms` value of block `n` (an error when missing).
+    fn receipt_blooms(&self, n: BlockNumber) -> ColdResult<Cow<'t, [u8]>> {
+        let value: Option<Cow<'t, [u8]>> =
+            self.txn.get(self.t.receipt_blooms.dbi(), &be(n)).cold()?;
+        value.ok_or_else(|| {
+            MdbxError::Corrupt(format!("block {n} has no receipt_blooms value")).into()
+        })
+    }
+
+    /// The receipt of tx number `tx`, number `index` in block `block`.
+    pub(crate) fn receipt_at(
+        &self,
+        block: BlockNumber,
+        index: u64,
+        tx: u64,
+    ) -> ColdResult<Option<StoredReceipt>> {
         let value: Option<Cow<'_, [u8]>> = self.txn.get(self.t.receipts.dbi(), &be(tx)).cold()?;
-        value.map(|v| codec::decode_receipt(&v).cold()).transpose()
+        let Some(value) = value else { return Ok(None) };
+        let blooms = self.receipt_blooms(block)?;
+        let mut rest: &[u8] = &blooms;
+        for _ in 0..index {
+            take_bloom_bits(&mut rest).cold()?;
+        }
+        let bloom = take_bloom_bits(&mut rest).cold()?;
+        Ok(Some(codec::decode_receipt_with(&value, &mut |_| bloom).cold()?))
     }
 
     /// Resolves a transaction specifier to (block number, index, tx number).
@@ -262,8 +283,8 @@ impl<'t, K: TransactionKind> View<'t, K> {
             ReceiptSpec::BlockNumberIndex(n, i) => TxSpec::BlockNumberIndex(n, i),
             ReceiptSpec::BlockHashIndex(h, i) => TxSpec::BlockHashIndex(h, i),
         };
-        let Some((block, _, tx)) = self.locate(spec)? else { return Ok(None) };
-        match self.receipt_at(tx)? {
+        let Some((block, index, tx)) = self.locate(spec)? else { return Ok(None) };
+        match self.receipt_at(block, index, tx)? {
             Some(r) => Ok(Some(r)),
             None => {
                 Err(MdbxError::Corrupt(format!("receipt {tx} of block {block} is missing")).into())
@@ -329,8 +350,11 @@ impl<'t, K: TransactionKind> View<'t, K> {
         let Some(block) = self.block_number(spec)? else { return Ok(None) };
         let Some(bt) = self.block_txs(block)? else { return Ok(None) };
         let mut out = Vec::with_capacity(bt.count as usize);
+        let blooms = self.receipt_blooms(block)?;
+        let mut rest: &[u8] = &blooms;
         self.range_values(self.t.receipts, bt, |v| {
-            out.push(codec::decode_receipt(v).cold()?);
+            let bloom = take_bloom_bits(&mut rest).cold()?;
+            out.push(codec::decode_receipt_with(v, &mut |_| bloom).cold()?);
             Ok(())
         })?;
         Ok(Some(out))

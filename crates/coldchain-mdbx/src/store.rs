@@ -1,7 +1,6 @@
 //! Opening a store: options, environment, tables, format checks.
 
 use crate::{
-    bloom::KeccakCache,
     error::MdbxError,
     journal::{JOURNAL_KEEP, JOURNAL_MAX},
     layout::{FORMAT_VERSION, MAGIC, META_MAGIC, META_VERSION, table},
@@ -13,7 +12,7 @@ use signet_libmdbx::{
 use std::{
     borrow::Cow,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
 };
 
 /// How durable a commit is.
@@ -97,6 +96,7 @@ pub(crate) struct Tables {
     pub(crate) tx_hashes: Database,
     pub(crate) log_index: Database,
     pub(crate) journal: Database,
+    pub(crate) receipt_blooms: Database,
 }
 
 /// The shared state of a backend: the environment and its tables.
@@ -109,8 +109,6 @@ pub(crate) struct Store {
     pub(crate) journal_keep: u64,
     /// Journal length that triggers a merge.
     pub(crate) journal_max: u64,
-    /// The writer's cache of address and topic hashes.
-    pub(crate) keccak: Mutex<KeccakCache>,
 }
 
 const DATA_FILE: &str = "mdbx.dat";
@@ -184,14 +182,7 @@ impl Store {
 
         let tables = Self::init_tables(&env, &path)?;
         let journal_max = options.journal_max.max(options.journal_keep + 1);
-        Ok(Arc::new(Self {
-            env,
-            tables,
-            path,
-            journal_keep: options.journal_keep,
-            journal_max,
-            keccak: Mutex::new(KeccakCache::default()),
-        }))
+        Ok(Arc::new(Self { env, tables, path, journal_keep: options.journal_keep, journal_max }))
     }
 
     /// Creates the tables in an empty store, or checks the format of an
@@ -273,6 +264,7 @@ impl Store {
             tx_hashes: open(table::TX_HASHES)?,
             log_index: open(table::LOG_INDEX)?,
             journal: open(table::JOURNAL)?,
+            receipt_blooms: open(table::RECEIPT_BLOOMS)?,
         };
         if fresh {
             txn.put(tables.meta, META_MAGIC, MAGIC, WriteFlags::empty())?;

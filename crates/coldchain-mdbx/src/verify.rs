@@ -3,7 +3,7 @@
 use crate::{
     error::MdbxError,
     journal::{self, Journal},
-    layout::{BlockTxs, IndexKey, be, decode_shard, hash_key, read_be},
+    layout::{BlockTxs, IndexKey, be, decode_shard, hash_key, read_be, take_bloom_bits},
     read::header_hash,
     store::Store,
     write::log_keys,
@@ -246,7 +246,12 @@ fn blocks_and_data(
                 r.problem(format!("tx_blocks[{}] is {owner:?}, expected block {n}", bt.first));
             }
         }
-        // Transactions and receipts of the block.
+        // Transactions and receipts of the block, and their blooms.
+        let blooms: Option<Cow<'_, [u8]>> = txn.get(t.receipt_blooms.dbi(), &be(n))?;
+        if blooms.is_none() {
+            r.problem(format!("block {n} has no receipt_blooms value"));
+        }
+        let mut blooms_rest: Option<&[u8]> = blooms.as_deref();
         let mut t_item: Entry<'_> = txs.set_key(&be(bt.first))?;
         let mut r_item: Entry<'_> = receipts.set_key(&be(bt.first))?;
         for i in 0..u64::from(bt.count) {
@@ -279,6 +284,18 @@ fn blocks_and_data(
                             receipt.block_hash
                         ));
                     }
+                    // The stored bloom is the receipt's as appended (not
+                    // always the bloom of its logs); only its layout can be
+                    // checked.
+                    if let Some(rest) = blooms_rest.as_mut() {
+                        match take_bloom_bits(rest) {
+                            Ok(_) => {}
+                            Err(e) => {
+                                r.problem(format!("block {n}: {e}"));
+                                blooms_rest = None;
+                            }
+                        }
+                    }
                     let entry: Option<()> = hash_cursor.get_both(hash_key(&h), &be(tx))?;
                     match (entry.is_some(), in_journal) {
                         (true, false) | (false, true) => {}
@@ -309,10 +326,14 @@ fn blocks_and_data(
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     r.problem(format!("tx {tx} or its receipt does not decode: {e}"));
+                    blooms_rest = None;
                 }
             }
             t_item = txs.next()?;
             r_item = receipts.next()?;
+        }
+        if blooms_rest.is_some_and(|rest| !rest.is_empty()) {
+            r.problem(format!("block {n}: receipt_blooms holds more blooms than receipts"));
         }
         let stored: Option<Cow<'_, [u8]>> = txn.get(t.journal.dbi(), &be(n))?;
         match (in_journal, stored) {
@@ -329,6 +350,10 @@ fn blocks_and_data(
         item = headers.next()?;
     }
     let end_tx = next_tx.unwrap_or(0);
+    let bloom_values = txn.db_stat(&t.receipt_blooms)?.entries() as u64;
+    if bloom_values != r.blocks {
+        r.problem(format!("receipt_blooms has {bloom_values} values for {} blocks", r.blocks));
+    }
     let journal_count = txn.db_stat(&t.journal)?.entries() as u64;
     r.journal_blocks = journal_count;
     let expected_journal = match (journal_first, r.tip) {

@@ -4,7 +4,8 @@ use crate::{
     error::{MdbxError, OrCold},
     journal::{self, Journal},
     layout::{
-        BlockTxs, IndexKey, SHARD_MAX_ENTRIES, be, decode_shard, encode_shard, hash_key, read_be,
+        BlockTxs, IndexKey, SHARD_MAX_ENTRIES, be, decode_shard, encode_bloom_bits, encode_shard,
+        hash_key, read_be, take_bloom_bits,
     },
     read::{View, header_hash},
     scan,
@@ -65,9 +66,7 @@ pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline)
     let mut tx_keys = Vec::with_capacity(32);
     let mut buf = Vec::with_capacity(4096);
     let mut journal_buf = Vec::with_capacity(64 * 1024);
-    // Only the writer uses the cache; a poisoned lock still holds a usable
-    // cache.
-    let mut keccak = store.keccak.lock().unwrap_or_else(|e| e.into_inner());
+    let mut blooms_buf = Vec::with_capacity(16 * 1024);
     {
         let mut headers = txn.cursor(t.headers).cold()?;
         let mut block_txs = txn.cursor(t.block_txs).cold()?;
@@ -75,6 +74,7 @@ pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline)
         let mut transactions = txn.cursor(t.transactions).cold()?;
         let mut receipts = txn.cursor(t.receipts).cold()?;
         let mut journal = txn.cursor(t.journal).cold()?;
+        let mut receipt_blooms = txn.cursor(t.receipt_blooms).cold()?;
         for block in &blocks {
             deadline.check()?;
             let n = block.number();
@@ -100,6 +100,7 @@ pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline)
             }
             block_hashes_buf.clear();
             block_entries.clear();
+            blooms_buf.clear();
             for (i, (tx, receipt)) in
                 block.transactions.iter().zip(block.stored_receipts()).enumerate()
             {
@@ -107,9 +108,13 @@ pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline)
                 codec::encode_tx_into(tx, &mut buf);
                 transactions.append(&be(next_tx), &buf).cold()?;
                 buf.clear();
-                let bloom_ok = keccak.bloom_is_logs_bloom(&receipt.receipt);
-                codec::encode_receipt_into_with(&receipt, bloom_ok, &mut buf).cold()?;
+                // The bloom is in `receipt_blooms`: the receipt value never
+                // carries it (`true` tells the codec to leave it out, and
+                // reads hand the stored bloom back to the decoder), so no
+                // keccak is needed to find out whether it is the logs'.
+                codec::encode_receipt_into_with(&receipt, true, &mut buf).cold()?;
                 receipts.append(&be(next_tx), &buf).cold()?;
+                encode_bloom_bits(receipt.receipt.logs_bloom(), &mut blooms_buf);
                 block_hashes_buf.push(*tx.inner().tx_hash());
                 log_keys(receipt.receipt.logs(), &mut tx_keys);
                 block_entries.extend(tx_keys.iter().map(|k| (*k, i as u32)));
@@ -117,9 +122,9 @@ pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline)
             }
             journal::encode(&block_hashes_buf, &mut block_entries, &mut journal_buf).cold()?;
             journal.append(&be(n), &journal_buf).cold()?;
+            receipt_blooms.append(&be(n), &blooms_buf).cold()?;
         }
     }
-    drop(keccak);
     deadline.check()?;
     let journal_len = txn.db_stat(&t.journal).cold()?.entries() as u64;
     txn.commit().cold()?;
@@ -405,8 +410,33 @@ pub(crate) fn truncate(
         None => u64::MAX,
     };
     if collect {
-        let mut keccak = store.keccak.lock().unwrap_or_else(|e| e.into_inner());
-        let mut bloom_of = |logs: &[Log]| keccak.logs_bloom(logs);
+        // Each removed block's transaction range end and receipt blooms.
+        let mut ranges: Vec<(u64, &[u8])> = Vec::with_capacity(drained.len());
+        let blooms: Vec<Cow<'_, [u8]>> = drained
+            .iter()
+            .map(|b| {
+                let value: Option<Cow<'_, [u8]>> =
+                    txn.get(t.receipt_blooms.dbi(), &be(b.header.number)).cold()?;
+                value.ok_or_else(|| {
+                    MdbxError::Corrupt(format!(
+                        "block {} has no receipt_blooms value",
+                        b.header.number
+                    ))
+                    .into()
+                })
+            })
+            .collect::<ColdResult<_>>()?;
+        for (b, bloom) in drained.iter().zip(&blooms) {
+            let Some(bt) = view.block_txs(b.header.number)? else {
+                return Err(MdbxError::Corrupt(format!(
+                    "block {} has no transaction range",
+                    b.header.number
+                ))
+                .into());
+            };
+            ranges.push((bt.end(), bloom));
+        }
+        let mut bi = 0;
         let mut cursor = txn.cursor(t.receipts).cold()?;
         let mut item = cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&be(cut_tx)).cold()?;
         let mut seen = 0u64;
@@ -416,20 +446,25 @@ pub(crate) fn truncate(
                 deadline.check()?;
             }
             let tx = read_be(&key, "receipt key").cold()?;
-            let receipt = codec::decode_receipt_with(&value, &mut bloom_of).cold()?;
-            let i = receipt
-                .block_number
-                .checked_sub(cut)
-                .and_then(|i| usize::try_from(i).ok())
-                .filter(|i| *i < drained.len());
-            let Some(i) = i else {
+            while ranges.get(bi).is_some_and(|(end, _)| tx >= *end) {
+                bi += 1;
+            }
+            let Some((_, rest)) = ranges.get_mut(bi) else {
                 return Err(MdbxError::Corrupt(format!(
-                    "receipt {tx} names block {}, outside the removed blocks",
-                    receipt.block_number
+                    "receipt {tx} lies beyond the removed blocks' transactions"
                 ))
                 .into());
             };
-            drained[i].receipts.push(receipt);
+            let bloom = take_bloom_bits(rest).cold()?;
+            let receipt = codec::decode_receipt_with(&value, &mut |_| bloom).cold()?;
+            if receipt.block_number != drained[bi].header.number {
+                return Err(MdbxError::Corrupt(format!(
+                    "receipt {tx} names block {}, stored in block {}",
+                    receipt.block_number, drained[bi].header.number
+                ))
+                .into());
+            }
+            drained[bi].receipts.push(receipt);
             item = cursor.next().cold()?;
         }
     }
@@ -475,6 +510,7 @@ pub(crate) fn truncate(
     delete_tail(&txn, t.transactions, &be(cut_tx))?;
     delete_tail(&txn, t.receipts, &be(cut_tx))?;
     delete_tail(&txn, t.journal, &be(cut))?;
+    delete_tail(&txn, t.receipt_blooms, &be(cut))?;
     deadline.check()?;
     txn.commit().cold()?;
     Ok(drained)
