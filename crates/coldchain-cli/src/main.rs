@@ -11,6 +11,13 @@ use clap::{Parser, Subcommand};
 use eyre::Result;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: imports decode and verify
+/// blocks on worker threads and free them on others, which glibc's malloc
+/// pays for in lock contention and consolidation (~25% of an import's CPU);
+/// the store's writes are faster too.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Cold storage for EVM chain history.
 #[derive(Debug, Parser)]
 #[command(name = "coldchain", version, about)]
@@ -27,8 +34,10 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Measure the reference workload W1 on a store.
     Bench(bench::BenchArgs),
-    /// Import blocks into a store (from a node's JSON-RPC).
+    /// Import blocks into a store (from a node's JSON-RPC, JSON lines or era1 archives).
     Import(import::ImportArgs),
+    /// Export blocks from a store (JSON lines).
+    Export(import::export::ExportArgs),
     /// Check that every index entry of an embedded store agrees with the data.
     Verify(verify::VerifyArgs),
 }
@@ -62,6 +71,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Synth(args) => synth::run(args).await,
             Command::Bench(args) => bench::run(args).await.map(drop),
             Command::Import(args) => import::run(args).await,
+            Command::Export(args) => import::export::run(args).await,
             Command::Verify(args) => verify::run(args).await,
         }
     })

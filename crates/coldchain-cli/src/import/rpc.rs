@@ -1,0 +1,715 @@
+//! `coldchain import rpc`: copies blocks from a node's JSON-RPC into a store.
+//!
+//! For each block: `eth_getBlockByNumber(n, true)` and `eth_getBlockReceipts(n)`
+//! (one JSON-RPC batch per `--batch` blocks; per-transaction
+//! `eth_getTransactionReceipt` when the node lacks `eth_getBlockReceipts`),
+//! converted by [`coldchain::convert::block_from_rpc`], checked by
+//! [`coldchain::verify::verify_block`] (hashes, roots, blooms, gas) on a
+//! blocking thread, and appended in order, `--write-batch` blocks per write.
+//! Blob sidecars a node may put in transaction objects are dropped (they are
+//! not part of the chain).
+//!
+//! **Concurrency.** `--concurrency` batches are in flight at once, each on
+//! its own keep-alive connection; they complete in any order and are
+//! appended in block order.
+//!
+//! **Retries.** Connection errors (refused, reset, closed), timeouts
+//! (`--rpc-timeout`), HTTP 408/429/5xx, garbled answers, a missing block
+//! (a node behind a load balancer that lags), and JSON-RPC errors that mean
+//! "busy" (-32005 limit exceeded, -32603 internal error, -32002 timed out,
+//! -32016/-32029/-32090 rate limits, or a message saying rate limit, too many
+//! requests, timeout or try again) are retried up to `--retries` times with
+//! exponential backoff from `--retry-backoff-ms` (doubling, capped at 10 s,
+//! with jitter). Anything else, and the last transient error, stops the
+//! import with a message naming the blocks, the node, the attempts and the
+//! cause.
+//!
+//! **Resuming.** Without `--from` an import continues after the store's tip
+//! (after checking that the node has the same block there); an empty store
+//! starts at the node's `earliest` block. `--from` at or below the tip
+//! resumes after the tip as well; above `tip + 1` it is refused (a gap).
+//!
+//! **Following.** `--follow` imports the range up to the head, then polls
+//! the node every `--poll-ms` and imports new blocks up to `head -
+//! --confirmations` (default 0: the head itself). Before each round it
+//! compares the store's tip with the node's block at that height; when they
+//! differ (or the node's head went below the tip) it walks back to the last
+//! block both agree on, drains the store above it (`drain_above`), and
+//! imports the node's blocks from there. A block whose parent is not the
+//! previous block (the node reorged during a round) ends the round; the next
+//! poll unwinds. A node that stops answering is logged and polled again.
+
+use super::{
+    ImportError, ImportStats,
+    pipeline::{Chunk, ChunkResult, Ended, Writer, is_link_error, progress_bar},
+};
+use crate::store::{OnBackend, StoreSpec, run_on};
+use alloy::{
+    primitives::{B256, BlockNumber, U64},
+    rpc::types::{Block, TransactionReceipt},
+};
+use coldchain::{ColdBackend, ColdStorage, convert::block_from_rpc};
+use coldchain_rpc::client::{ClientError, HttpClient};
+use eyre::Result;
+use futures::StreamExt;
+use indicatif::ProgressBar;
+use serde_json::{Value, json};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use tokio_util::sync::CancellationToken;
+
+/// Arguments of `coldchain import rpc`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RpcImportArgs {
+    /// The node's JSON-RPC endpoint (http://host:port).
+    #[arg(long)]
+    pub url: String,
+    /// The store: a path (embedded), `postgres://...`, or `mem`.
+    #[arg(long, default_value = "./coldchain-data")]
+    pub store: StoreSpec,
+    #[command(flatten)]
+    pub range: RpcRange,
+}
+
+/// What to import from a node, and how.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RpcRange {
+    /// First block (default: the block after the store's tip, or the node's
+    /// earliest block for an empty store). At or below the tip: resume after
+    /// the tip.
+    #[arg(long)]
+    pub from: Option<u64>,
+    /// Last block (default: the node's latest block, less --confirmations,
+    /// when the import starts).
+    #[arg(long)]
+    pub to: Option<u64>,
+    /// Blocks per JSON-RPC batch request.
+    #[arg(long, default_value_t = 16)]
+    pub batch: u64,
+    /// Blocks per write to the store.
+    #[arg(long, default_value_t = 100)]
+    pub write_batch: usize,
+    /// JSON-RPC batch requests in flight at once (one connection each).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// After the range, keep importing new blocks as the node makes them,
+    /// unwinding the store when the node reorgs.
+    #[arg(long, conflicts_with = "to")]
+    pub follow: bool,
+    /// How often `--follow` asks the node for new blocks, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub poll_ms: u64,
+    /// Import only blocks at least this many blocks below the node's head
+    /// (0: up to the head). Reorgs deeper than this are still detected and
+    /// unwound.
+    #[arg(long, default_value_t = 0)]
+    pub confirmations: u64,
+    /// Retries of a call that failed transiently (so `retries + 1` attempts).
+    #[arg(long, default_value_t = 7)]
+    pub retries: u32,
+    /// First retry delay in milliseconds; doubles per retry, at most 10 s.
+    #[arg(long, default_value_t = 250)]
+    pub retry_backoff_ms: u64,
+    /// Deadline of one JSON-RPC request, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub rpc_timeout: f64,
+}
+
+/// Runs `coldchain import rpc`.
+pub async fn run(args: RpcImportArgs) -> Result<()> {
+    let store = args.store.clone();
+    run_on(&store, ImportRpc(args)).await
+}
+
+struct ImportRpc(RpcImportArgs);
+
+impl OnBackend for ImportRpc {
+    type Output = ();
+
+    async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
+        let handle =
+            ColdStorage::builder(backend).write_timeout(Duration::from_secs(300)).build().await?;
+        let client = HttpClient::new(&self.0.url)?;
+        let cancel = super::ctrl_c_token();
+        let started = Instant::now();
+        let mut stats = ImportStats::default();
+        let result =
+            import_rpc_into(&handle, &client, &self.0.range, true, &cancel, &mut stats).await;
+        let summary = stats.summary(
+            if result.is_ok() { "import done" } else { "import stopped" },
+            started.elapsed(),
+            handle.durable_tip(),
+        );
+        tracing::info!(%store, url = %self.0.url, "{summary}");
+        handle.shutdown().await;
+        result?;
+        Ok(())
+    }
+}
+
+/// Imports `range` from the node behind `client` into `handle`; see the
+/// [module docs](self). Returns when the range is done, or with `follow`
+/// when `cancel` fires.
+pub async fn import_rpc<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    client: &HttpClient,
+    range: &RpcRange,
+    progress: bool,
+    cancel: &CancellationToken,
+) -> Result<ImportStats, ImportError> {
+    let mut stats = ImportStats::default();
+    import_rpc_into(handle, client, range, progress, cancel, &mut stats).await?;
+    Ok(stats)
+}
+
+/// [`import_rpc`], adding what it wrote to `stats` as it goes (so a caller
+/// knows what was written before an error).
+pub async fn import_rpc_into<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    client: &HttpClient,
+    range: &RpcRange,
+    progress: bool,
+    cancel: &CancellationToken,
+    stats: &mut ImportStats,
+) -> Result<(), ImportError> {
+    let node = Arc::new(Node::new(client.url(), range)?);
+    let tip = handle.tip().await.map_err(|e| ImportError::store("reading the store's tip", e))?;
+    let head = node.head().await?;
+    if let Some(to) = range.to
+        && to > head
+    {
+        return Err(ImportError::Usage(format!(
+            "the node's latest block is {head}, below --to {to}"
+        )));
+    }
+    let mut diverged = false;
+    let from = match (range.from, tip) {
+        (Some(from), Some(tip)) if from > tip.number + 1 => {
+            return Err(ImportError::Usage(format!(
+                "the store ends at block {}; an import must continue at block {} (got --from \
+                 {from}); use another store for another range",
+                tip.number,
+                tip.number + 1
+            )));
+        }
+        (Some(from), None) => from,
+        (_, Some(tip)) => {
+            if range.from.is_some_and(|f| f <= tip.number) {
+                tracing::info!(
+                    tip = tip.number,
+                    "the store already holds --from; resuming after its tip"
+                );
+            }
+            let theirs = if tip.number <= head { node.block_hash(tip.number).await? } else { None };
+            if theirs != Some(tip.hash) {
+                if !range.follow {
+                    return Err(match theirs {
+                        Some(source_hash) => ImportError::Diverged {
+                            origin: node.url.clone(),
+                            number: tip.number,
+                            store_hash: tip.hash,
+                            source_hash,
+                        },
+                        None => ImportError::Node {
+                            url: node.url.clone(),
+                            reason: format!(
+                                "the node has no block {} (its head is {head}) but the store \
+                                 ends there; the node is behind or on another chain",
+                                tip.number
+                            ),
+                        },
+                    });
+                }
+                // --follow unwinds to the common ancestor first.
+                diverged = true;
+            }
+            tip.number + 1
+        }
+        // An empty store starts at the node's first block (`earliest`:
+        // genesis on a node, the first stored block on a history store).
+        (None, None) => node.earliest().await?,
+    };
+    let to = range.to.unwrap_or_else(|| head.saturating_sub(range.confirmations));
+    if !diverged && from <= to {
+        let bar = progress_bar(progress, Some(to - from + 1), "import rpc", false);
+        let result = import_range(handle, &node, from, to, range, bar.clone(), cancel, stats).await;
+        bar.finish_and_clear();
+        if result? == Ended::Cancelled {
+            return Ok(());
+        }
+    }
+    if range.follow {
+        follow(handle, &node, range, cancel, stats).await?;
+    }
+    Ok(())
+}
+
+/// Imports blocks `from..=to` through the concurrent fetch pipeline.
+#[allow(clippy::too_many_arguments)]
+async fn import_range<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    node: &Arc<Node>,
+    from: BlockNumber,
+    to: BlockNumber,
+    range: &RpcRange,
+    bar: ProgressBar,
+    cancel: &CancellationToken,
+    stats: &mut ImportStats,
+) -> Result<Ended, ImportError> {
+    let tip = handle.durable_tip();
+    let mut writer = Writer::new(handle, tip, range.write_batch, bar);
+    let step = range.batch.max(1);
+    let chunks =
+        (from..=to).step_by(step as usize).map(move |start| (start, step.min(to - start + 1)));
+    let source = futures::stream::iter(chunks)
+        .map(|(start, count)| {
+            let node = node.clone();
+            async move { fetch_chunk(node, start, count, start + count - from).await }
+        })
+        .buffered(range.concurrency.max(1));
+    let result = writer.drain(source, cancel).await;
+    stats.merge(writer.stats());
+    result
+}
+
+/// Polls the node for new blocks until `cancel` fires; see the
+/// [module docs](self).
+async fn follow<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    node: &Arc<Node>,
+    range: &RpcRange,
+    cancel: &CancellationToken,
+    stats: &mut ImportStats,
+) -> Result<(), ImportError> {
+    let poll = Duration::from_millis(range.poll_ms.max(10));
+    let mut first = true;
+    loop {
+        if !first {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+        first = false;
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        let head = match node.head().await {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(error = %e, "follow: the node did not answer; polling again");
+                continue;
+            }
+        };
+        let mut tip = handle.durable_tip();
+        if let Some(t) = tip {
+            // Compare at the lower of the two heads: another block there, or
+            // a node that went below the store's tip, means the node reorged.
+            let at = t.number.min(head);
+            let ours = if at == t.number {
+                Some(t.hash)
+            } else {
+                handle
+                    .header(at)
+                    .await
+                    .map_err(|e| ImportError::store(format!("reading block {at}"), e))?
+                    .map(|h| h.hash())
+            };
+            let theirs = match node.block_hash(at).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(error = %e, "follow: the node did not answer; polling again");
+                    continue;
+                }
+            };
+            if t.number > head || ours != theirs {
+                let fork = common_ancestor(handle, node, at).await?;
+                let drained = handle
+                    .drain_above(fork)
+                    .await
+                    .map_err(|e| ImportError::store(format!("unwinding above block {fork}"), e))?;
+                stats.reorged += drained.len() as u64;
+                tracing::info!(
+                    fork,
+                    removed = drained.len(),
+                    old_tip = t.number,
+                    "follow: the node's chain changed; unwound to the last common block"
+                );
+                tip = handle.durable_tip();
+            }
+        }
+        let next = tip.map_or(0, |t| t.number + 1);
+        let target = head.saturating_sub(range.confirmations);
+        if next > target {
+            continue;
+        }
+        let bar = ProgressBar::hidden();
+        match import_range(handle, node, next, target, range, bar, cancel, stats).await {
+            Ok(_) => {}
+            // The node reorged between two calls: the next poll unwinds.
+            Err(e) if is_link_error(&e) => {
+                tracing::info!(error = %e, "follow: the node's chain changed during a round");
+            }
+            Err(e @ (ImportError::Fetch { .. } | ImportError::Node { .. })) => {
+                tracing::warn!(error = %e, "follow: fetching new blocks failed; polling again");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The highest block at or below `n` that the store and the node agree on.
+async fn common_ancestor<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    node: &Node,
+    mut n: BlockNumber,
+) -> Result<BlockNumber, ImportError> {
+    loop {
+        let ours = handle
+            .header(n)
+            .await
+            .map_err(|e| ImportError::store(format!("reading block {n}"), e))?
+            .map(|h| h.hash());
+        let theirs = node.block_hash(n).await?;
+        if ours.is_some() && ours == theirs {
+            return Ok(n);
+        }
+        if ours.is_none() || n == 0 {
+            return Err(ImportError::Node {
+                url: node.url.clone(),
+                reason: format!(
+                    "the node's chain shares no block with the store at or below block {n}; \
+                     it is another chain: use another store"
+                ),
+            });
+        }
+        n -= 1;
+    }
+}
+
+// ------------------------------------------------------------------ the node
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// The first delay; doubles per retry.
+    pub base: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay before retry `n` (1-based): `base × 2^(n-1)`, capped, with
+    /// ±25% jitter so that parallel fetches do not retry in lockstep.
+    pub fn delay(&self, n: u32) -> Duration {
+        let exp = self.base.saturating_mul(1u32 << (n.saturating_sub(1)).min(20));
+        let capped = exp.min(self.max);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let jitter = 0.75 + f64::from(nanos % 1000) / 2000.0;
+        capped.mul_f64(jitter)
+    }
+}
+
+/// Whether a failed call is worth retrying.
+enum Failure {
+    /// Yes: the node was busy, unreachable or briefly inconsistent.
+    Transient(ClientError),
+    /// No: retrying cannot help.
+    Permanent(ImportError),
+}
+
+/// JSON-RPC error codes that mean "busy, try again".
+const TRANSIENT_CODES: [i64; 6] = [-32005, -32603, -32002, -32016, -32029, -32090];
+
+/// Whether `e` is worth retrying; see the [module docs](self).
+pub fn is_transient(e: &ClientError) -> bool {
+    match e {
+        ClientError::Io { .. } | ClientError::Timeout { .. } => true,
+        ClientError::Protocol { reason, .. } => match http_status(reason) {
+            Some(status) => status >= 500 || status == 408 || status == 429,
+            // A garbled answer: a proxy or connection problem.
+            None => true,
+        },
+        ClientError::Rpc { code, message, .. } => {
+            let m = message.to_ascii_lowercase();
+            TRANSIENT_CODES.contains(code)
+                || ["rate limit", "too many requests", "timeout", "timed out", "try again"]
+                    .iter()
+                    .any(|s| m.contains(s))
+        }
+        ClientError::Url(_) | ClientError::Decode { .. } => false,
+    }
+}
+
+/// The status of a `Protocol` error's "HTTP 503: ..." reason.
+fn http_status(reason: &str) -> Option<u16> {
+    reason.strip_prefix("HTTP ")?.get(..3)?.parse().ok()
+}
+
+/// A node behind a few keep-alive connections, with retries.
+pub(crate) struct Node {
+    url: String,
+    clients: Vec<Arc<HttpClient>>,
+    next: AtomicUsize,
+    retry: RetryPolicy,
+}
+
+impl Node {
+    fn new(url: &str, range: &RpcRange) -> Result<Self, ImportError> {
+        let timeout = Duration::try_from_secs_f64(range.rpc_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                ImportError::Usage("--rpc-timeout must be a positive number of seconds".into())
+            })?;
+        let clients = (0..range.concurrency.max(1))
+            .map(|_| HttpClient::new(url).map(|c| Arc::new(c.with_timeout(timeout))))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ImportError::Usage(e.to_string()))?;
+        Ok(Self {
+            url: url.to_owned(),
+            clients,
+            next: AtomicUsize::new(0),
+            retry: RetryPolicy {
+                retries: range.retries,
+                base: Duration::from_millis(range.retry_backoff_ms),
+                max: Duration::from_secs(10),
+            },
+        })
+    }
+
+    fn client(&self) -> Arc<HttpClient> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        self.clients[i].clone()
+    }
+
+    /// Runs `attempt` until it succeeds, fails permanently, or the retries
+    /// are used up.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, ImportError>
+    where
+        F: FnMut(Arc<HttpClient>) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match attempt(self.client()).await {
+                Ok(v) => return Ok(v),
+                Err(Failure::Permanent(e)) => return Err(e),
+                Err(Failure::Transient(source)) if attempts > self.retry.retries => {
+                    return Err(ImportError::Fetch {
+                        what: what.to_owned(),
+                        url: self.url.clone(),
+                        attempts,
+                        elapsed: started.elapsed(),
+                        source: Box::new(source),
+                    });
+                }
+                Err(Failure::Transient(e)) => {
+                    let delay = self.retry.delay(attempts);
+                    tracing::warn!(
+                        error = %e,
+                        attempt = attempts,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "{what}: transient failure; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// One call, classified.
+    async fn call<T: serde::de::DeserializeOwned>(
+        client: &HttpClient,
+        method: &str,
+        params: Value,
+    ) -> Result<T, Failure> {
+        client.call(method, params).await.map_err(classify)
+    }
+
+    /// The node's latest block number.
+    async fn head(&self) -> Result<BlockNumber, ImportError> {
+        self.retrying("asking for the node's head", |c| async move {
+            Self::call::<U64>(&c, "eth_blockNumber", json!([])).await.map(|n| n.to())
+        })
+        .await
+    }
+
+    /// The node's earliest block number.
+    async fn earliest(&self) -> Result<BlockNumber, ImportError> {
+        let url = self.url.clone();
+        let block: Option<Value> = self
+            .retrying("asking for the node's earliest block", |c| async move {
+                Self::call(&c, "eth_getBlockByNumber", json!(["earliest", false])).await
+            })
+            .await?;
+        block
+            .as_ref()
+            .and_then(|b| b.get("number"))
+            .and_then(|n| serde_json::from_value::<U64>(n.clone()).ok())
+            .map(|n| n.to())
+            .ok_or_else(|| ImportError::Node {
+                url,
+                reason: "the node has no earliest block".into(),
+            })
+    }
+
+    /// The hash of the node's block `n`, `None` if it has none.
+    async fn block_hash(&self, n: BlockNumber) -> Result<Option<B256>, ImportError> {
+        let block: Option<Value> = self
+            .retrying(&format!("asking for the hash of block {n}"), |c| async move {
+                Self::call(&c, "eth_getBlockByNumber", json!([format!("{n:#x}"), false])).await
+            })
+            .await?;
+        Ok(block.and_then(|b| b.get("hash").and_then(|h| serde_json::from_value(h.clone()).ok())))
+    }
+}
+
+fn classify(e: ClientError) -> Failure {
+    if is_transient(&e) {
+        Failure::Transient(e)
+    } else {
+        Failure::Permanent(ImportError::Client(Box::new(e)))
+    }
+}
+
+/// Fetches blocks `from..from + count` (with retries), then converts and
+/// verifies them on a blocking thread. `progress` is the number of blocks
+/// of the range done after this chunk.
+async fn fetch_chunk(node: Arc<Node>, from: u64, count: u64, progress: u64) -> ChunkResult {
+    let what = format!("fetching blocks {from}..={}", from + count - 1);
+    let raw = node
+        .retrying(&what, |client| {
+            let url = node.url.clone();
+            async move { fetch_raw(&client, &url, from, count).await }
+        })
+        .await?;
+    let url = node.url.clone();
+    let converted = tokio::task::spawn_blocking(move || {
+        let mut blocks = Vec::with_capacity(raw.len());
+        for (block, receipts) in raw {
+            let n = block.header.inner.number;
+            let data = block_from_rpc(block, receipts)
+                .map_err(|e| ImportError::convert(format!("block {n} from {url}"), e))?;
+            coldchain::verify::verify_block(&data)
+                .map_err(|e| ImportError::verify(format!("verifying block {n} from {url}"), e))?;
+            blocks.push(data);
+        }
+        Ok::<_, ImportError>(blocks)
+    })
+    .await
+    .map_err(|e| ImportError::Panicked(e.to_string()))??;
+    Ok(Chunk { blocks: converted, progress, origin: node.url.clone(), skipped: 0 })
+}
+
+type RawBlock = (Block, Vec<TransactionReceipt>);
+
+/// One attempt at fetching blocks `from..from + count` with their receipts.
+async fn fetch_raw(
+    client: &HttpClient,
+    url: &str,
+    from: u64,
+    count: u64,
+) -> Result<Vec<RawBlock>, Failure> {
+    let mut calls = Vec::with_capacity(2 * count as usize);
+    for n in from..from + count {
+        calls.push(("eth_getBlockByNumber", json!([format!("{n:#x}"), true])));
+        calls.push(("eth_getBlockReceipts", json!([format!("{n:#x}")])));
+    }
+    let mut answers = client.batch(&calls).await.map_err(classify)?.into_iter();
+    let missing = |n: u64, what: &str| {
+        Failure::Transient(ClientError::Protocol {
+            url: url.to_owned(),
+            reason: format!("no {what} for block {n} in the batch answer"),
+        })
+    };
+    let mut out = Vec::with_capacity(count as usize);
+    for n in from..from + count {
+        let block = answers.next().ok_or_else(|| missing(n, "block"))?.map_err(classify)?;
+        let receipts = answers.next().ok_or_else(|| missing(n, "receipts"))?;
+        if block.is_null() {
+            // A node behind a load balancer may lag: worth another try.
+            return Err(Failure::Transient(ClientError::Protocol {
+                url: url.to_owned(),
+                reason: format!("the node has no block {n}"),
+            }));
+        }
+        let block = parse_block(n, block, url).map_err(Failure::Permanent)?;
+        let receipts = match receipts {
+            Ok(Value::Null) => {
+                return Err(Failure::Transient(ClientError::Protocol {
+                    url: url.to_owned(),
+                    reason: format!("the node has no receipts for block {n}"),
+                }));
+            }
+            Ok(v) => serde_json::from_value::<Vec<TransactionReceipt>>(v).map_err(|e| {
+                Failure::Permanent(ImportError::malformed(
+                    format!("{url}: receipts of block {n}"),
+                    e.to_string(),
+                ))
+            })?,
+            Err(e) if is_transient(&e) => return Err(Failure::Transient(e)),
+            // Nodes without eth_getBlockReceipts (Hardhat, Ganache).
+            Err(ClientError::Rpc { .. }) => receipts_one_by_one(client, url, &block).await?,
+            Err(e) => return Err(classify(e)),
+        };
+        out.push((block, receipts));
+    }
+    Ok(out)
+}
+
+/// Decodes an RPC block, dropping blob sidecars.
+fn parse_block(n: u64, mut block: Value, url: &str) -> Result<Block, ImportError> {
+    if let Some(Value::Array(txs)) = block.get_mut("transactions") {
+        for tx in txs {
+            if let Value::Object(tx) = tx {
+                // Blob sidecars (anvil puts them in the block): not chain data.
+                for key in ["blobs", "commitments", "proofs", "cellProofs", "sidecar"] {
+                    tx.remove(key);
+                }
+            }
+        }
+    }
+    serde_json::from_value(block)
+        .map_err(|e| ImportError::malformed(format!("{url}: block {n}"), e.to_string()))
+}
+
+async fn receipts_one_by_one(
+    client: &HttpClient,
+    url: &str,
+    block: &Block,
+) -> Result<Vec<TransactionReceipt>, Failure> {
+    let hashes: Vec<B256> = block.transactions.hashes().collect();
+    let calls: Vec<_> = hashes.iter().map(|h| ("eth_getTransactionReceipt", json!([h]))).collect();
+    let mut out = Vec::with_capacity(calls.len());
+    for (hash, answer) in hashes.iter().zip(client.batch(&calls).await.map_err(classify)?) {
+        let receipt: Option<TransactionReceipt> = serde_json::from_value(answer.map_err(classify)?)
+            .map_err(|e| {
+                Failure::Permanent(ImportError::malformed(
+                    format!("{url}: receipt of {hash}"),
+                    e.to_string(),
+                ))
+            })?;
+        match receipt {
+            Some(r) => out.push(r),
+            None => {
+                return Err(Failure::Transient(ClientError::Protocol {
+                    url: url.to_owned(),
+                    reason: format!("the node has no receipt for {hash}"),
+                }));
+            }
+        }
+    }
+    Ok(out)
+}

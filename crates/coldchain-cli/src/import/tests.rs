@@ -1,0 +1,1071 @@
+//! Tests of the import paths: a node's JSON-RPC (a local fake node: a
+//! coldchain server over an in-memory store behind a proxy that injects
+//! faults), JSON lines (round trips on W1 and real mainnet blocks,
+//! corruptions), era1 (the real archives of `tests/data/era1`, corruptions).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::{
+    ImportError, ImportStats,
+    era1::{self, Era1ImportArgs, types},
+    export::{JsonlExportArgs, export_jsonl},
+    jsonl::{JsonlImportArgs, import_jsonl},
+    rpc::{RpcRange, import_rpc},
+};
+use crate::store::StoreSpec;
+use alloy::{
+    consensus::{
+        Eip658Value, Header, Receipt as ConsensusReceipt, ReceiptEnvelope, Signed, TxEnvelope,
+        TxLegacy,
+        proofs::{calculate_receipt_root, calculate_transaction_root},
+    },
+    primitives::{Address, B256, Bytes, Log, LogData, Sealable, Signature, TxKind, U256},
+};
+use coldchain::{BlockData, ColdStorage, MemBackend, RecoveredTx, testing};
+use coldchain_rpc::{RpcConfig, RpcServer, client::HttpClient};
+use serde_json::{Value, json};
+use std::{
+    collections::VecDeque,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+};
+use tokio_util::sync::CancellationToken;
+
+type Mem = ColdStorage<MemBackend>;
+
+async fn mem_with(blocks: Vec<BlockData>) -> Mem {
+    let handle = ColdStorage::new(MemBackend::new()).await.unwrap();
+    if !blocks.is_empty() {
+        handle.append_blocks(blocks).await.unwrap();
+    }
+    handle
+}
+
+fn chain(start: u64, len: u64, parent: B256, seed: u64) -> Vec<BlockData> {
+    let shape = testing::ChainShape { max_txs: 5, max_logs: 3, ..Default::default() };
+    testing::test_chain_with(start, len, parent, seed, shape)
+}
+
+/// Every block of `a` in `from..=to` is in `b`, equal in every read.
+async fn assert_same(a: &Mem, b: &Mem, from: u64, to: u64) {
+    for n in from..=to {
+        assert_eq!(a.header(n).await.unwrap(), b.header(n).await.unwrap(), "header {n}");
+        assert_eq!(
+            a.block_transactions(n).await.unwrap(),
+            b.block_transactions(n).await.unwrap(),
+            "transactions {n}"
+        );
+        assert_eq!(
+            a.block_receipts(n).await.unwrap(),
+            b.block_receipts(n).await.unwrap(),
+            "receipts {n}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- fake node
+
+/// What the proxy does to one request instead of forwarding it.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Close the connection without answering.
+    Close,
+    /// Answer with this HTTP status.
+    Http(u16),
+    /// Answer every call with this JSON-RPC error code.
+    Rpc(i64),
+    /// Answer HTTP 200 with a body that is not JSON.
+    Garbage,
+    /// Never answer.
+    Hang,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    faults: parking_lot::Mutex<VecDeque<Fault>>,
+    /// After this many forwarded requests, answer every request with the fault.
+    fail_after: parking_lot::Mutex<Option<(usize, Fault)>>,
+    forwarded: AtomicUsize,
+    faulted: AtomicUsize,
+}
+
+impl ProxyState {
+    fn next_fault(&self) -> Option<Fault> {
+        if let Some(f) = self.faults.lock().pop_front() {
+            return Some(f);
+        }
+        if let Some((n, f)) = *self.fail_after.lock()
+            && self.forwarded.load(Ordering::SeqCst) >= n
+        {
+            return Some(f);
+        }
+        None
+    }
+}
+
+/// A node: a coldchain server over `handle`, reached through a proxy that
+/// injects faults.
+struct FakeNode {
+    url: String,
+    direct: String,
+    state: Arc<ProxyState>,
+    _server: coldchain_rpc::RunningServer,
+}
+
+async fn serve(handle: &Mem) -> coldchain_rpc::RunningServer {
+    RpcServer::new(handle.clone(), RpcConfig::default())
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+impl FakeNode {
+    async fn start(handle: &Mem, faults: Vec<Fault>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(handle, listener, faults).await
+    }
+
+    async fn start_on(handle: &Mem, listener: TcpListener, faults: Vec<Fault>) -> Self {
+        let server = serve(handle).await;
+        let direct = format!("http://{}", server.local_addr());
+        let state = Arc::new(ProxyState::default());
+        state.faults.lock().extend(faults);
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (st, up) = (state.clone(), direct.clone());
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(proxy_conn(sock, st.clone(), up.clone()));
+            }
+        });
+        Self { url, direct, state, _server: server }
+    }
+}
+
+async fn proxy_conn(sock: TcpStream, state: Arc<ProxyState>, upstream: String) {
+    let upstream = HttpClient::new(&upstream).unwrap();
+    let (read, mut write) = sock.into_split();
+    let mut read = BufReader::new(read);
+    loop {
+        let mut len = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0u8; len];
+        if read.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let fault = state.next_fault();
+        if fault.is_some() {
+            state.faulted.fetch_add(1, Ordering::SeqCst);
+        }
+        let (status, answer) = match fault {
+            Some(Fault::Close) => return,
+            Some(Fault::Hang) => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
+            }
+            Some(Fault::Http(code)) => (code, b"busy, try later".to_vec()),
+            Some(Fault::Garbage) => (200, b"<html>bad gateway</html>".to_vec()),
+            Some(Fault::Rpc(code)) => {
+                let request: Value = serde_json::from_slice(&body).unwrap();
+                let error = |id: &Value| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": "limit exceeded"}});
+                let answer = match &request {
+                    Value::Array(calls) => {
+                        Value::Array(calls.iter().map(|c| error(&c["id"])).collect())
+                    }
+                    call => error(&call["id"]),
+                };
+                (200, serde_json::to_vec(&answer).unwrap())
+            }
+            None => {
+                state.forwarded.fetch_add(1, Ordering::SeqCst);
+                let a = upstream.post(&body).await.unwrap();
+                (a.status, a.body)
+            }
+        };
+        let head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            answer.len()
+        );
+        if write.write_all(head.as_bytes()).await.is_err()
+            || write.write_all(&answer).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn range() -> RpcRange {
+    RpcRange {
+        from: None,
+        to: None,
+        batch: 4,
+        write_batch: 8,
+        concurrency: 3,
+        follow: false,
+        poll_ms: 20,
+        confirmations: 0,
+        retries: 7,
+        retry_backoff_ms: 1,
+        rpc_timeout: 5.0,
+    }
+}
+
+async fn import(url: &str, into: &Mem, range: &RpcRange) -> Result<ImportStats, ImportError> {
+    let client = HttpClient::new(url).unwrap();
+    import_rpc(into, &client, range, false, &CancellationToken::new()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_import_is_concurrent_ordered_and_verified() {
+    let source = mem_with(chain(1000, 61, B256::ZERO, 1)).await;
+    let node = FakeNode::start(&source, vec![]).await;
+    let target = mem_with(vec![]).await;
+    let stats = import(&node.url, &target, &range()).await.unwrap();
+    assert_eq!(stats.blocks, 61);
+    assert_same(&source, &target, 1000, 1060).await;
+    // 16 batch requests of 4 blocks, plus head and earliest.
+    assert_eq!(node.state.forwarded.load(Ordering::SeqCst), 16 + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_import_retries_every_kind_of_transient_failure() {
+    let source = mem_with(chain(50, 40, B256::ZERO, 2)).await;
+    let faults = vec![
+        Fault::Close,
+        Fault::Http(503),
+        Fault::Rpc(-32005),
+        Fault::Http(429),
+        Fault::Garbage,
+        Fault::Rpc(-32603),
+        Fault::Hang,
+        Fault::Http(502),
+    ];
+    let node = FakeNode::start(&source, faults).await;
+    let target = mem_with(vec![]).await;
+    let range = RpcRange { rpc_timeout: 0.3, retries: 10, ..range() };
+    let stats = import(&node.url, &target, &range).await.unwrap();
+    assert_eq!(stats.blocks, 40);
+    assert_eq!(node.state.faulted.load(Ordering::SeqCst), 8);
+    assert_same(&source, &target, 50, 89).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_import_waits_for_a_node_that_refuses_connections() {
+    let source = mem_with(chain(0, 10, B256::ZERO, 3)).await;
+    // A port nobody listens on (yet): connections are refused.
+    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let target = mem_with(vec![]).await;
+    let range = RpcRange { retry_backoff_ms: 50, retries: 10, ..range() };
+    let url = format!("http://{addr}");
+    let started = Instant::now();
+    let importing = tokio::spawn({
+        let target = target.clone();
+        async move { import(&url, &target, &range).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let _node = FakeNode::start_on(&source, listener, vec![]).await;
+    let stats = importing.await.unwrap().unwrap();
+    assert_eq!(stats.blocks, 10);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_same(&source, &target, 0, 9).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_import_gives_up_with_a_clear_error_and_resumes_from_the_tip() {
+    let source = mem_with(chain(200, 50, B256::ZERO, 4)).await;
+    let node = FakeNode::start(&source, vec![]).await;
+    // Head and earliest, then 5 batches of 4 blocks; then HTTP 503 forever.
+    *node.state.fail_after.lock() = Some((7, Fault::Http(503)));
+    let target = mem_with(vec![]).await;
+    let range = RpcRange { concurrency: 1, retries: 2, ..range() };
+    let started = Instant::now();
+    let err = import(&node.url, &target, &range).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("fetching blocks 220..=223"), "{text}");
+    assert!(text.contains("gave up after 3 attempts"), "{text}");
+    assert!(text.contains("HTTP 503"), "{text}");
+    assert!(text.contains(&node.url), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The verified blocks before the failure were written.
+    assert_eq!(target.tip().await.unwrap().unwrap().number, 219);
+
+    // The same import, the node healthy again: it resumes after the tip.
+    let stats = import(&node.direct, &target, &range).await.unwrap();
+    assert_eq!(stats.blocks, 30);
+    assert_same(&source, &target, 200, 249).await;
+    // --from at or below the tip resumes after it too.
+    source
+        .append_blocks(chain(250, 3, source.tip().await.unwrap().unwrap().hash, 4))
+        .await
+        .unwrap();
+    let stats =
+        import(&node.direct, &target, &RpcRange { from: Some(200), ..range }).await.unwrap();
+    assert_eq!(stats.blocks, 3);
+    // A gap is refused.
+    let err =
+        import(&node.direct, &target, &RpcRange { from: Some(300), ..range }).await.unwrap_err();
+    assert!(err.to_string().contains("must continue at block 253"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_import_does_not_retry_permanent_errors() {
+    let source = mem_with(chain(0, 5, B256::ZERO, 5)).await;
+    let node = FakeNode::start(&source, vec![Fault::Rpc(-32601)]).await;
+    let target = mem_with(vec![]).await;
+    let err = import(&node.url, &target, &range()).await.unwrap_err();
+    assert!(matches!(err, ImportError::Client(_)), "{err}");
+    assert!(err.to_string().contains("-32601"), "{err}");
+    assert_eq!(node.state.faulted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_import_refuses_another_chain() {
+    let source = mem_with(chain(0, 10, B256::ZERO, 6)).await;
+    let node = FakeNode::start(&source, vec![]).await;
+    let target = mem_with(chain(0, 5, B256::ZERO, 7)).await;
+    let err = import(&node.url, &target, &range()).await.unwrap_err();
+    assert!(matches!(err, ImportError::Diverged { number: 4, .. }), "{err}");
+    assert_eq!(target.tip().await.unwrap().unwrap().number, 4);
+}
+
+async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_follow_unwinds_reorgs_and_keeps_confirmations() {
+    let source = mem_with(chain(100, 20, B256::ZERO, 8)).await;
+    let node = FakeNode::start(&source, vec![]).await;
+    let target = mem_with(vec![]).await;
+    let cancel = CancellationToken::new();
+    let following = tokio::spawn({
+        let (target, cancel, url) = (target.clone(), cancel.clone(), node.url.clone());
+        async move {
+            let client = HttpClient::new(&url).unwrap();
+            let range = RpcRange { follow: true, confirmations: 2, ..range() };
+            import_rpc(&target, &client, &range, false, &cancel).await
+        }
+    });
+    // Two blocks below the head.
+    wait_until("block 117", async || target.durable_tip().is_some_and(|t| t.number == 117)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(target.durable_tip().unwrap().number, 117);
+
+    // The node replaces blocks 114.. with a longer fork.
+    let fork_parent = source.header(113).await.unwrap().unwrap().hash();
+    source.truncate_above(113).await.unwrap();
+    let fork = chain(114, 12, fork_parent, 9);
+    let new_tip = fork.last().unwrap().num_hash();
+    source.append_blocks(fork.clone()).await.unwrap();
+    wait_until("the fork", async || {
+        target.durable_tip().is_some_and(|t| t.number == new_tip.number - 2)
+    })
+    .await;
+    for block in &fork[..fork.len() - 2] {
+        assert_eq!(target.header(block.number()).await.unwrap().unwrap().hash(), block.hash());
+    }
+    // A reorg to a shorter chain: the node's head drops below the store's tip.
+    let parent = source.header(110).await.unwrap().unwrap().hash();
+    source.truncate_above(110).await.unwrap();
+    let short = chain(111, 4, parent, 10);
+    source.append_blocks(short.clone()).await.unwrap();
+    wait_until("the short fork", async || {
+        target.durable_tip().is_some_and(|t| t.number == 112)
+            && target.header(112).await.unwrap().is_some_and(|h| h.hash() == short[1].hash())
+    })
+    .await;
+    cancel.cancel();
+    let stats = following.await.unwrap().unwrap();
+    // 114..=117 unwound for the first fork, 111..=123 for the second.
+    assert_eq!(stats.reorged, 4 + 13);
+    assert_same(&source, &target, 100, 112).await;
+}
+
+// ---------------------------------------------------------------- JSON lines
+
+fn jsonl_import_args(file: &Path) -> JsonlImportArgs {
+    JsonlImportArgs {
+        file: file.to_owned(),
+        store: StoreSpec::Mem,
+        batch: 7,
+        workers: Some(2),
+        to: None,
+    }
+}
+
+fn export_args(file: &Path) -> JsonlExportArgs {
+    JsonlExportArgs {
+        file: file.to_owned(),
+        store: StoreSpec::Mem,
+        from: None,
+        to: None,
+        concurrency: 4,
+    }
+}
+
+async fn export_to(handle: &Mem, file: &Path) -> Vec<u8> {
+    export_jsonl(handle, &export_args(file), false).await.unwrap();
+    std::fs::read(file).unwrap()
+}
+
+async fn import_file(handle: &Mem, args: &JsonlImportArgs) -> Result<ImportStats, ImportError> {
+    let mut stats = ImportStats::default();
+    import_jsonl(handle, args, false, &CancellationToken::new(), &mut stats).await.map(|()| stats)
+}
+
+/// Export, import into an empty store, export again: the same bytes; the
+/// lines are what `serve` answers.
+async fn round_trip(blocks: Vec<BlockData>, dir: &Path) -> Vec<u8> {
+    let (first, last) = (blocks[0].number(), blocks.last().unwrap().number());
+    let a = mem_with(blocks).await;
+    let first_export = export_to(&a, &dir.join("a.jsonl")).await;
+    let b = mem_with(vec![]).await;
+    let stats = import_file(&b, &jsonl_import_args(&dir.join("a.jsonl"))).await.unwrap();
+    assert_eq!(stats.blocks, last - first + 1);
+    let second_export = export_to(&b, &dir.join("b.jsonl")).await;
+    assert!(first_export == second_export, "the round trip changed the export");
+    assert_same(&a, &b, first, last).await;
+    // Each line is what the JSON-RPC server answers.
+    let server = serve(&a).await;
+    let client = HttpClient::new(&format!("http://{}", server.local_addr())).unwrap();
+    for line in first_export.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let line: Value = serde_json::from_slice(line).unwrap();
+        let n = &line["block"]["number"];
+        let block: Value = client.call("eth_getBlockByNumber", json!([n, true])).await.unwrap();
+        let receipts: Value = client.call("eth_getBlockReceipts", json!([n])).await.unwrap();
+        assert_eq!(line["block"], block, "block {n}");
+        assert_eq!(line["receipts"], receipts, "receipts {n}");
+    }
+    first_export
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_round_trip_is_byte_exact_on_w1() {
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = coldchain_w1::W1::new(coldchain_w1::W1Params {
+        blocks: 30,
+        txs_per_block: 20,
+        ..Default::default()
+    });
+    let blocks: Vec<_> = w1.blocks().collect();
+    let bytes = round_trip(blocks, dir.path()).await;
+    assert_eq!(bytes.iter().filter(|b| **b == b'\n').count(), 30);
+}
+
+/// The fixture blocks, grouped into runs of consecutive blocks.
+fn fixture_runs() -> Vec<Vec<BlockData>> {
+    let mut blocks = testing::fixtures::mainnet_rlp_blocks();
+    blocks.extend(testing::fixtures::mainnet_jsonrpc_blocks());
+    blocks.sort_by_key(BlockData::number);
+    let mut runs: Vec<Vec<BlockData>> = Vec::new();
+    for block in blocks {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|p| p.hash() == block.header.parent_hash) => {
+                run.push(block)
+            }
+            _ => runs.push(vec![block]),
+        }
+    }
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_round_trip_is_byte_exact_on_mainnet_fixtures() {
+    let runs = fixture_runs();
+    // 16 blocks; 15537393-4, 17034869-70, 19426586-7, 19433902-3 and
+    // 22431083-4 are consecutive.
+    assert_eq!(runs.len(), 11);
+    assert_eq!(runs.iter().map(Vec::len).sum::<usize>(), 16);
+    let dir = tempfile::tempdir().unwrap();
+    for run in runs {
+        round_trip(run, dir.path()).await;
+    }
+}
+
+/// A pre-Byzantium block: a legacy transaction and a receipt with a
+/// post-state root instead of a status, no base fee.
+fn pre_byzantium_block() -> BlockData {
+    let tx = TxLegacy {
+        chain_id: None,
+        nonce: 7,
+        gas_price: 50_000_000_000,
+        gas_limit: 90_000,
+        to: TxKind::Call(Address::repeat_byte(0x22)),
+        value: U256::from(1_000_000u64),
+        input: Bytes::from_static(&[1, 2, 3]),
+    };
+    let signature = Signature::new(U256::from(12345u64), U256::from(6789u64), false);
+    let tx = TxEnvelope::Legacy(Signed::new_unhashed(tx, signature));
+    let tx = RecoveredTx::new_unchecked(tx, Address::repeat_byte(0x11));
+    let log = Log {
+        address: Address::repeat_byte(0x33),
+        data: LogData::new_unchecked(vec![B256::repeat_byte(0x44)], Bytes::from_static(&[9; 40])),
+    };
+    let receipt = ConsensusReceipt {
+        status: Eip658Value::PostState(B256::repeat_byte(0x55)),
+        cumulative_gas_used: 30_000,
+        logs: vec![log],
+    };
+    let receipt = ReceiptEnvelope::Legacy(receipt.with_bloom());
+    let header = Header {
+        number: 1_000_000,
+        gas_limit: 3_000_000,
+        gas_used: 30_000,
+        timestamp: 1_455_000_000,
+        difficulty: U256::from(20_000_000_000_000u64),
+        transactions_root: calculate_transaction_root(&[tx.inner().clone()]),
+        receipts_root: calculate_receipt_root(std::slice::from_ref(&receipt)),
+        logs_bloom: *receipt.logs_bloom(),
+        ..Header::default()
+    };
+    BlockData::new(header.seal_slow(), vec![tx], vec![receipt]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_round_trip_keeps_pre_byzantium_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = pre_byzantium_block();
+    coldchain::verify::verify_block(&block).unwrap();
+    let bytes = round_trip(vec![block], dir.path()).await;
+    let line: Value = serde_json::from_slice(&bytes).unwrap();
+    let receipt = &line["receipts"][0];
+    assert_eq!(receipt["root"], json!(B256::repeat_byte(0x55)));
+    assert!(receipt.get("status").is_none(), "{receipt}");
+    assert!(line["block"].get("baseFeePerGas").is_none());
+}
+
+/// A file of W1 lines and the store it came from.
+async fn w1_file(dir: &Path, blocks: u64) -> (Mem, PathBuf, Vec<Value>) {
+    let w1 = coldchain_w1::W1::new(coldchain_w1::W1Params {
+        blocks,
+        txs_per_block: 12,
+        ..Default::default()
+    });
+    let a = mem_with(w1.blocks().collect()).await;
+    let file = dir.join("w1.jsonl");
+    let bytes = export_to(&a, &file).await;
+    let lines = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    (a, file, lines)
+}
+
+fn write_lines(path: &Path, lines: &[Value]) {
+    let mut out = Vec::new();
+    for line in lines {
+        serde_json::to_writer(&mut out, line).unwrap();
+        out.push(b'\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// The first receipt index of `line` with at least `logs` logs.
+fn receipt_with_logs(line: &Value, logs: usize) -> usize {
+    line["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|r| r["logs"].as_array().unwrap().len() >= logs)
+        .expect("a receipt with logs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_corruptions_stop_before_any_write_naming_block_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, file, lines) = w1_file(dir.path(), 30).await;
+    let first = 1_000_000u64;
+    // The target holds blocks ..=first+9; the corruption is at first+12,
+    // in the first batch after the tip (batch 7: first+10..=first+16).
+    let target = mem_with(vec![]).await;
+    import_file(&target, &JsonlImportArgs { to: Some(first + 9), ..jsonl_import_args(&file) })
+        .await
+        .unwrap();
+    let bad = 12usize;
+    let number = first + bad as u64;
+
+    type Corrupt = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Corrupt, Vec<String>)> = vec![
+        (
+            "a flipped byte in a receipt's log data",
+            Box::new(|line: &mut Value| {
+                let i = receipt_with_logs(line, 1);
+                let data = line["receipts"][i]["logs"][0]["data"].as_str().unwrap().to_owned();
+                let flipped = if data.ends_with('0') { "1" } else { "0" };
+                line["receipts"][i]["logs"][0]["data"] =
+                    json!(format!("{}{flipped}", &data[..data.len() - 1]));
+            }),
+            vec![format!("block {number}: receipts root mismatch")],
+        ),
+        (
+            "a missing log",
+            Box::new(|line: &mut Value| {
+                let i = receipt_with_logs(line, 1);
+                line["receipts"][i]["logs"].as_array_mut().unwrap().pop();
+            }),
+            vec![format!("block {number}: bloom of receipt"), "mismatch".into()],
+        ),
+        (
+            "two transactions swapped, with their receipts and indexes",
+            Box::new(|line: &mut Value| {
+                let txs = line["block"]["transactions"].as_array_mut().unwrap();
+                txs.swap(0, 1);
+                txs[0]["transactionIndex"] = json!("0x0");
+                txs[1]["transactionIndex"] = json!("0x1");
+                let receipts = line["receipts"].as_array_mut().unwrap();
+                receipts.swap(0, 1);
+                let (g0, g1) =
+                    (quantity(&receipts[0]["gasUsed"]), quantity(&receipts[1]["gasUsed"]));
+                receipts[0]["transactionIndex"] = json!("0x0");
+                receipts[1]["transactionIndex"] = json!("0x1");
+                receipts[0]["cumulativeGasUsed"] = json!(format!("{g0:#x}"));
+                receipts[1]["cumulativeGasUsed"] = json!(format!("{:#x}", g0 + g1));
+            }),
+            vec![format!("block {number}: transactions root mismatch")],
+        ),
+        (
+            "two transactions swapped, nothing else",
+            Box::new(|line: &mut Value| {
+                line["block"]["transactions"].as_array_mut().unwrap().swap(0, 1);
+            }),
+            vec![format!("block {number}: transaction 0 has transactionIndex 1, expected 0")],
+        ),
+        (
+            "a changed header field",
+            Box::new(|line: &mut Value| line["block"]["gasLimit"] = json!("0x1")),
+            vec![format!("block {number}: the converted header hashes to")],
+        ),
+    ];
+    let tip = target.tip().await.unwrap();
+    for (what, corrupt, expected) in cases {
+        let mut lines = lines.clone();
+        corrupt(&mut lines[bad]);
+        let path = dir.path().join("corrupt.jsonl");
+        write_lines(&path, &lines);
+        let err = import_file(&target, &jsonl_import_args(&path)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&format!("corrupt.jsonl line {}", bad + 1)), "{what}: {text}");
+        for e in expected {
+            assert!(text.contains(&e), "{what}: {text}");
+        }
+        // Nothing of the batch was written: the same tip, the same data.
+        assert_eq!(target.tip().await.unwrap(), tip, "{what}");
+        assert!(target.header(first + 10).await.unwrap().is_none(), "{what}");
+    }
+    assert_same(&source, &target, first, first + 9).await;
+    // The good file resumes after the tip.
+    let stats = import_file(&target, &jsonl_import_args(&file)).await.unwrap();
+    assert_eq!((stats.blocks, stats.skipped), (20, 10));
+    assert_same(&source, &target, first, first + 29).await;
+}
+
+fn quantity(v: &Value) -> u64 {
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_refuses_gaps_other_chains_and_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, file, lines) = w1_file(dir.path(), 12).await;
+    // A gap inside the file.
+    let mut gap = lines.clone();
+    gap.remove(5);
+    let path = dir.path().join("gap.jsonl");
+    write_lines(&path, &gap);
+    let target = mem_with(vec![]).await;
+    let err = import_file(&target, &jsonl_import_args(&path)).await.unwrap_err();
+    assert!(err.to_string().contains("the next block must be 1000005"), "{err}");
+    assert_eq!(target.tip().await.unwrap(), None, "the batch was not written");
+    // A store on another chain.
+    let other = mem_with(chain(1_000_000, 3, B256::ZERO, 1)).await;
+    let err = import_file(&other, &jsonl_import_args(&file)).await.unwrap_err();
+    assert!(matches!(err, ImportError::Diverged { number: 1_000_002, .. }), "{err}");
+    // Not JSON.
+    let path = dir.path().join("bad.jsonl");
+    std::fs::write(&path, "\n{\"block\": 1}\n").unwrap();
+    let err = import_file(&target, &jsonl_import_args(&path)).await.unwrap_err();
+    assert!(err.to_string().contains("bad.jsonl line 2: not a block line"), "{err}");
+}
+
+// ---------------------------------------------------------------- era1
+
+fn era1_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/era1")
+}
+
+const MAINNET_0: &str = "mainnet-00000-5ec1ffb8.era1";
+const SEPOLIA_21: &str = "sepolia-00021-b8814b14.era1";
+
+fn era1_args(path: PathBuf) -> Era1ImportArgs {
+    Era1ImportArgs {
+        path,
+        store: StoreSpec::Mem,
+        batch: 100,
+        workers: Some(2),
+        checksums: None,
+        to: None,
+    }
+}
+
+async fn import_era1(handle: &Mem, args: &Era1ImportArgs) -> Result<ImportStats, ImportError> {
+    let mut stats = ImportStats::default();
+    era1::import_era1(handle, args, false, &CancellationToken::new(), &mut stats)
+        .await
+        .map(|()| stats)
+}
+
+#[test]
+fn era1_copies_match_the_published_checksums() {
+    let list = era1::read_checksums(&era1_dir().join("checksums.txt")).unwrap();
+    assert_eq!(list.len(), 2);
+    for name in [MAINNET_0, SEPOLIA_21] {
+        let got = era1::sha256_file(&era1_dir().join(name)).unwrap();
+        assert_eq!(list.get(name), Some(&got), "{name}");
+    }
+}
+
+#[test]
+fn era1_layout_and_epoch_accumulator_of_the_real_files() {
+    let layout = era1::read_layout(&era1_dir().join(MAINNET_0)).unwrap();
+    assert_eq!((layout.start, layout.count()), (0, 8192));
+    let epoch = era1::scan_headers(&layout, None).unwrap();
+    // Mainnet's genesis and block 1.
+    assert_eq!(
+        epoch.headers[0].hash(),
+        "0xd4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3"
+            .parse::<B256>()
+            .unwrap()
+    );
+    assert_eq!(
+        epoch.headers[1].hash(),
+        "0x88e96d4537bea4d9c05d12549907b32561d3bf31f45aae734cdc119f13406cb6"
+            .parse::<B256>()
+            .unwrap()
+    );
+    assert!(epoch.headers.iter().all(|h| h.base_fee_per_gas.is_none()));
+    assert!(epoch.headers.iter().any(|h| h.ommers_hash != alloy::consensus::EMPTY_OMMER_ROOT_HASH));
+    // The published root of epoch 0 (its file name says 5ec1ffb8).
+    assert_eq!(
+        layout.accumulator,
+        "0x5ec1ffb8c3b146f42606c74ced973dc16ec5a107c0345858c343fc94780b4218"
+            .parse::<B256>()
+            .unwrap()
+    );
+    let sepolia = era1::read_layout(&era1_dir().join(SEPOLIA_21)).unwrap();
+    assert_eq!((sepolia.start, sepolia.count()), (172_032, 8192));
+    era1::scan_headers(&sepolia, None).unwrap();
+    // An empty list's root is the zero subtree root mixed with length 0.
+    assert_ne!(era1::epoch_accumulator(&[]), B256::ZERO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn era1_imports_verify_recover_senders_and_round_trip_through_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = mem_with(vec![]).await;
+    let args = Era1ImportArgs {
+        checksums: Some(era1_dir().join("checksums.txt")),
+        ..era1_args(era1_dir().join(SEPOLIA_21))
+    };
+    let stats = import_era1(&target, &args).await.unwrap();
+    assert_eq!((stats.blocks, stats.transactions, stats.logs), (8192, 93, 0));
+    // Senders: the recovered sender of every transaction, with the checked
+    // (low-s) recovery too.
+    use alloy::consensus::transaction::SignerRecoverable;
+    let mut seen = 0;
+    for n in [175_229u64, 175_434, 175_881, 175_990] {
+        for tx in target.block_transactions(n).await.unwrap().unwrap() {
+            assert_eq!(tx.inner().recover_signer().unwrap(), tx.signer());
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 9);
+    // Exported and imported again: byte-exact.
+    let a = export_to(&target, &dir.path().join("a.jsonl")).await;
+    let b = mem_with(vec![]).await;
+    import_file(&b, &jsonl_import_args(&dir.path().join("a.jsonl"))).await.unwrap();
+    assert!(a == export_to(&b, &dir.path().join("b.jsonl")).await);
+
+    // Mainnet's genesis epoch (ommers, Frontier headers), resumed after an
+    // interruption (--to), then again with nothing left to do.
+    let mainnet = mem_with(vec![]).await;
+    let path = era1_dir().join(MAINNET_0);
+    let stats =
+        import_era1(&mainnet, &Era1ImportArgs { to: Some(1234), ..era1_args(path.clone()) })
+            .await
+            .unwrap();
+    assert_eq!(stats.blocks, 1235);
+    let stats = import_era1(&mainnet, &era1_args(path.clone())).await.unwrap();
+    assert_eq!((stats.blocks, stats.skipped), (8192 - 1235, 1235));
+    let stats = import_era1(&mainnet, &era1_args(path)).await.unwrap();
+    assert_eq!((stats.blocks, stats.skipped), (0, 8192));
+    assert_eq!(mainnet.tip().await.unwrap().unwrap().number, 8191);
+    // One network per directory.
+    let err = era1::list_files(&era1_dir()).unwrap_err();
+    assert!(err.to_string().contains("is a mainnet archive but"), "{err}");
+    // The checksum list refuses a file it does not list correctly.
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, format!("{}  {SEPOLIA_21}\n", "00".repeat(32))).unwrap();
+    let args = Era1ImportArgs { checksums: Some(list), ..era1_args(era1_dir().join(SEPOLIA_21)) };
+    let err = import_era1(&mem_with(vec![]).await, &args).await.unwrap_err();
+    assert!(err.to_string().contains("does not match the checksum list"), "{err}");
+}
+
+/// Rewrites an era1 file record by record: `edit(block, type, data)` sees
+/// every record's data (decompressed for the snappy records) and may change
+/// it; the block index is rebuilt.
+pub fn rewrite_era1(src: &Path, dst: &Path, edit: impl Fn(u64, [u8; 2], &mut Vec<u8>)) {
+    let layout = era1::read_layout(src).unwrap();
+    let mut r = era1::E2Reader::open(src).unwrap();
+    let mut out = Vec::new();
+    let mut offsets = Vec::new();
+    let mut block = layout.start;
+    let mut seen_header = false;
+    while let Some(h) = r.next_header().unwrap() {
+        let mut data = r.read_data(&h).unwrap();
+        if h.ty == types::BLOCK_INDEX {
+            break;
+        }
+        if h.ty == types::COMPRESSED_HEADER {
+            if seen_header {
+                block += 1;
+            }
+            seen_header = true;
+            offsets.push(out.len() as u64);
+        }
+        let snappy = [types::COMPRESSED_HEADER, types::COMPRESSED_BODY, types::COMPRESSED_RECEIPTS]
+            .contains(&h.ty);
+        if snappy {
+            let mut raw = era1::unsnappy(&data).unwrap();
+            let before = raw.clone();
+            edit(block, h.ty, &mut raw);
+            if raw != before {
+                let mut enc = snap::write::FrameEncoder::new(Vec::new());
+                std::io::Write::write_all(&mut enc, &raw).unwrap();
+                data = enc.into_inner().unwrap();
+            }
+        } else {
+            edit(block, h.ty, &mut data);
+        }
+        out.extend_from_slice(&h.ty);
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&data);
+    }
+    let index_at = out.len() as u64;
+    let mut index = layout.start.to_le_bytes().to_vec();
+    for o in &offsets {
+        index.extend_from_slice(&(*o as i64 - index_at as i64).to_le_bytes());
+    }
+    index.extend_from_slice(&(offsets.len() as u64).to_le_bytes());
+    out.extend_from_slice(&types::BLOCK_INDEX);
+    out.extend_from_slice(&(index.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&index);
+    std::fs::write(dst, out).unwrap();
+}
+
+/// Swaps the first two transactions of an RLP body `[txs, ommers]`.
+fn swap_first_two_txs(body: &mut Vec<u8>) {
+    use alloy::rlp::{Decodable, Encodable};
+    let mut decoded =
+        alloy::consensus::BlockBody::<TxEnvelope, Header>::decode(&mut body.as_slice()).unwrap();
+    decoded.transactions.swap(0, 1);
+    body.clear();
+    decoded.encode(body);
+}
+
+/// Adds 1 to the cumulative gas of the first receipt of an RLP receipt list.
+fn bump_first_receipt_gas(receipts: &mut Vec<u8>) {
+    use alloy::rlp::{Decodable, Encodable};
+    let mut decoded = Vec::<ReceiptEnvelope>::decode(&mut receipts.as_slice()).unwrap();
+    decoded[0].as_receipt_with_bloom_mut().unwrap().receipt.cumulative_gas_used += 1;
+    receipts.clear();
+    decoded.encode(receipts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn era1_corruptions_stop_before_any_write_naming_block_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = era1_dir().join(SEPOLIA_21);
+    // Written up to 175200; blocks 175229 (2 txs) and 175223 (1 tx) are in
+    // the next batch (175201..=175300).
+    let target = mem_with(vec![]).await;
+    import_era1(&target, &Era1ImportArgs { to: Some(175_200), ..era1_args(src.clone()) })
+        .await
+        .unwrap();
+    let tip = target.tip().await.unwrap();
+    type Edit = Box<dyn Fn(u64, [u8; 2], &mut Vec<u8>)>;
+    let cases: Vec<(&str, &str, Edit, Vec<&str>)> = vec![
+        (
+            "swapped transactions",
+            "swapped.era1",
+            Box::new(|n, ty, data: &mut Vec<u8>| {
+                if n == 175_229 && ty == types::COMPRESSED_BODY {
+                    swap_first_two_txs(data);
+                }
+            }),
+            vec!["block 175229: transactions root mismatch"],
+        ),
+        (
+            "a changed receipt",
+            "receipt.era1",
+            Box::new(|n, ty, data: &mut Vec<u8>| {
+                if n == 175_223 && ty == types::COMPRESSED_RECEIPTS {
+                    bump_first_receipt_gas(data);
+                }
+            }),
+            vec!["block 175223: receipts root mismatch"],
+        ),
+        (
+            "a flipped byte in a compressed receipt record",
+            "flipped.era1",
+            Box::new(|_, _, _: &mut Vec<u8>| {}),
+            vec!["block 175223: receipts: snappy"],
+        ),
+        (
+            "a wrong total difficulty",
+            "td.era1",
+            Box::new(|n, ty, data: &mut Vec<u8>| {
+                if n == 176_000 && ty == types::TOTAL_DIFFICULTY {
+                    data[0] ^= 1;
+                }
+            }),
+            vec!["block 176000: totalDifficulty mismatch"],
+        ),
+        (
+            "a changed header",
+            "header.era1",
+            Box::new(|n, ty, data: &mut Vec<u8>| {
+                if n == 180_000 && ty == types::COMPRESSED_HEADER {
+                    use alloy::rlp::{Decodable, Encodable};
+                    let mut h = Header::decode(&mut data.as_slice()).unwrap();
+                    h.timestamp += 1;
+                    data.clear();
+                    h.encode(data);
+                }
+            }),
+            vec!["block 180001: parentHash mismatch"],
+        ),
+        (
+            "a wrong accumulator record",
+            "accumulator.era1",
+            Box::new(|_, ty, data: &mut Vec<u8>| {
+                if ty == types::ACCUMULATOR {
+                    data[31] ^= 1;
+                }
+            }),
+            vec!["epoch accumulator mismatch"],
+        ),
+    ];
+    for (what, name, edit, expected) in cases {
+        let path = dir.path().join(name);
+        rewrite_era1(&src, &path, edit);
+        if name == "flipped.era1" {
+            flip_in_record(&path, 175_223, types::COMPRESSED_RECEIPTS);
+        }
+        let err = import_era1(&target, &era1_args(path)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(name), "{what}: {text}");
+        for e in expected {
+            assert!(text.contains(e), "{what}: {text}");
+        }
+        assert_eq!(target.tip().await.unwrap(), tip, "{what}: the store changed");
+        assert!(target.header(175_201).await.unwrap().is_none(), "{what}");
+    }
+}
+
+/// Flips a byte in the middle of the data of block `n`'s record of type `ty`.
+fn flip_in_record(path: &Path, n: u64, ty: [u8; 2]) {
+    let layout = era1::read_layout(path).unwrap();
+    let mut r = era1::E2Reader::open(path).unwrap();
+    r.seek(layout.offsets[(n - layout.start) as usize]).unwrap();
+    loop {
+        let h = r.next_header().unwrap().unwrap();
+        if h.ty == ty {
+            let mut bytes = std::fs::read(path).unwrap();
+            bytes[(h.offset + 8 + u64::from(h.len) / 2) as usize] ^= 0x40;
+            std::fs::write(path, bytes).unwrap();
+            return;
+        }
+        r.skip_data(&h).unwrap();
+    }
+}
+
+/// The fast decoder gives exactly the block alloy's types give, for every
+/// kind of line at hand: W1, the mainnet fixtures (all five transaction
+/// types, blobs, withdrawals), a pre-Byzantium receipt, Sepolia's legacy and
+/// EIP-1559 transactions from an era1 archive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_decoder_agrees_with_alloy_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sources: Vec<Vec<BlockData>> = fixture_runs();
+    let w1 = coldchain_w1::W1::new(coldchain_w1::W1Params {
+        blocks: 5,
+        txs_per_block: 20,
+        ..Default::default()
+    });
+    sources.push(w1.blocks().collect());
+    sources.push(vec![pre_byzantium_block()]);
+    let sepolia = mem_with(vec![]).await;
+    import_era1(
+        &sepolia,
+        &Era1ImportArgs { to: Some(176_000), ..era1_args(era1_dir().join(SEPOLIA_21)) },
+    )
+    .await
+    .unwrap();
+    let mut types = std::collections::BTreeSet::new();
+    let mut lines = 0;
+    for (i, blocks) in sources.into_iter().enumerate() {
+        let store = mem_with(blocks).await;
+        let bytes = export_to(&store, &dir.path().join(format!("{i}.jsonl"))).await;
+        lines += check_fast_lines(&bytes, &mut types);
+    }
+    let path = dir.path().join("sepolia.jsonl");
+    let args = JsonlExportArgs { from: Some(175_800), ..export_args(&path) };
+    export_jsonl(&sepolia, &args, false).await.unwrap();
+    lines += check_fast_lines(&std::fs::read(&path).unwrap(), &mut types);
+    assert_eq!(types.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert!(lines > 200, "{lines}");
+    // Lines it does not handle fall back: an unknown transaction type.
+    let line = br#"{"block":{"hash":"0x00"},"receipts":[]}"#;
+    assert!(super::fast::decode(line).is_none());
+}
+
+fn check_fast_lines(bytes: &[u8], types: &mut std::collections::BTreeSet<u8>) -> usize {
+    let mut n = 0;
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let fast = super::fast::decode(line).expect("the fast decoder handles the line");
+        let slow = super::jsonl::parse_line_alloy(line).unwrap();
+        assert_eq!(fast, slow);
+        coldchain::verify::verify_block(&fast).unwrap();
+        for tx in &fast.transactions {
+            types.insert(alloy::eips::Typed2718::ty(tx.inner()));
+        }
+        n += 1;
+    }
+    n
+}
