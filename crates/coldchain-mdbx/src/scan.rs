@@ -16,12 +16,9 @@ use coldchain::{
     codec::{self, CodecError, RECEIPT_FORMAT, take_varint},
 };
 
-const FLAG_POST_STATE: u8 = 0x02;
-const FLAG_TO: u8 = 0x04;
-const FLAG_CONTRACT: u8 = 0x08;
-const FLAG_BLOB_GAS_USED: u8 = 0x10;
-const FLAG_BLOB_GAS_PRICE: u8 = 0x20;
-const FLAG_BLOOM: u8 = 0x40;
+use coldchain::codec::receipt_flags::{
+    FLAG_BLOB_GAS_PRICE, FLAG_BLOB_GAS_USED, FLAG_BLOOM, FLAG_CONTRACT, FLAG_POST_STATE, FLAG_TO,
+};
 
 /// The context fields of a receipt and its encoded logs.
 struct ReceiptLogs<'a> {

@@ -76,13 +76,26 @@ pub const RECEIPT_FORMAT: u8 = 0x31;
 /// Most topics a log can carry (`LOG0`..`LOG4`).
 pub const MAX_TOPICS: usize = 4;
 
-const FLAG_SUCCESS: u8 = 0x01;
-const FLAG_POST_STATE: u8 = 0x02;
-const FLAG_TO: u8 = 0x04;
-const FLAG_CONTRACT: u8 = 0x08;
-const FLAG_BLOB_GAS_USED: u8 = 0x10;
-const FLAG_BLOB_GAS_PRICE: u8 = 0x20;
-const FLAG_BLOOM: u8 = 0x40;
+/// Bits of a stored receipt's flags byte: which optional fields follow.
+/// Public so that backends that read receipts in place (without a full
+/// decode) share them with the codec instead of copying them.
+pub mod receipt_flags {
+    /// Status 1 (success).
+    pub const FLAG_SUCCESS: u8 = 0x01;
+    /// A pre-Byzantium post-state root instead of a status.
+    pub const FLAG_POST_STATE: u8 = 0x02;
+    /// A recipient address follows.
+    pub const FLAG_TO: u8 = 0x04;
+    /// A created contract's address follows.
+    pub const FLAG_CONTRACT: u8 = 0x08;
+    /// Blob gas used follows.
+    pub const FLAG_BLOB_GAS_USED: u8 = 0x10;
+    /// Blob gas price follows.
+    pub const FLAG_BLOB_GAS_PRICE: u8 = 0x20;
+    /// An explicit bloom follows (it differs from the logs' bloom).
+    pub const FLAG_BLOOM: u8 = 0x40;
+}
+use receipt_flags::*;
 const KNOWN_FLAGS: u8 = 0x7f;
 
 /// Smallest encoded log: address, topic count, data length.
