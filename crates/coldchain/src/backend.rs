@@ -157,6 +157,36 @@ pub trait ColdRead: Clone + Send + Sync + 'static {
     }
 }
 
+/// Sends a stream's logs by the contract's rules: at most `max_logs` (the
+/// next one is `TooManyLogs`), waiting for room in the sink only until the
+/// deadline. Shared by every async producer so the rules live in one place.
+#[derive(Debug)]
+pub struct LogEmitter<'a> {
+    sink: &'a LogSink,
+    deadline: &'a Deadline,
+    max_logs: usize,
+    sent: usize,
+}
+
+impl<'a> LogEmitter<'a> {
+    /// An emitter into `sink` under `params` and `deadline`.
+    pub fn new(sink: &'a LogSink, params: StreamParams, deadline: &'a Deadline) -> Self {
+        Self { sink, deadline, max_logs: params.max_logs, sent: 0 }
+    }
+
+    /// Sends one log. `Ok(false)` when the consumer has gone (stop quietly).
+    pub async fn emit(&mut self, log: RpcLog) -> ColdResult<bool> {
+        if self.sent == self.max_logs {
+            return Err(ColdError::TooManyLogs { limit: self.max_logs });
+        }
+        self.sent += 1;
+        tokio::select! {
+            r = self.sink.send(Ok(log)) => Ok(r.is_ok()),
+            _ = self.deadline.expired() => Err(ColdError::Timeout { op: self.deadline.op() }),
+        }
+    }
+}
+
 /// The default log stream producer: reads one block at a time, checks that
 /// each block links to the previous one and that the anchor is still
 /// canonical, so a reorg under a non-snapshot backend ends the stream with
@@ -170,7 +200,7 @@ pub async fn produce_block_by_block<B: ColdRead>(
     sink: &LogSink,
     deadline: Deadline,
 ) -> ColdResult<()> {
-    let mut sent = 0usize;
+    let mut emitter = LogEmitter::new(sink, params, &deadline);
     let mut prev_hash = None;
     for number in range {
         deadline.check()?;
@@ -197,13 +227,8 @@ pub async fn produce_block_by_block<B: ColdRead>(
             other => other?,
         };
         for log in logs {
-            if sent == params.max_logs {
-                return Err(ColdError::TooManyLogs { limit: params.max_logs });
-            }
-            sent += 1;
-            tokio::select! {
-                r = sink.send(Ok(log)) => if r.is_err() { return Ok(()) },
-                _ = deadline.expired() => return Err(ColdError::Timeout { op: deadline.op() }),
+            if !emitter.emit(log).await? {
+                return Ok(());
             }
         }
         let current = backend.header(HeaderSpec::Number(anchor.number), deadline.clone()).await?;

@@ -11,7 +11,8 @@ use crate::{
     BlockData, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec, RpcLog,
     SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
     backend::{
-        ColdBackend, ColdRead, ColdWrite, DrainedBlock, LogSink, StreamParams, check_contiguous,
+        ColdBackend, ColdRead, ColdWrite, DrainedBlock, LogEmitter, LogSink, StreamParams,
+        check_contiguous,
     },
     filter::{BlockSelector, LogCollector},
     model::{RecoveredTx, tx_meta},
@@ -225,20 +226,15 @@ impl ColdRead for MemBackend {
             if snap.by_number(anchor.number).map(|b| b.header.hash()) != Some(anchor.hash) {
                 return Err(ColdError::ReorgDetected { number: anchor.number });
             }
-            let mut sent = 0usize;
+            let mut emitter = LogEmitter::new(&sink, params, &deadline);
             for n in (*range.start()).max(snap.first)..=*range.end() {
                 deadline.check()?;
                 let Some(block) = snap.by_number(n) else { break };
                 let mut logs = LogCollector::new(usize::MAX);
                 Self::block_logs(block, &filter, &mut logs)?;
                 for log in logs.finish() {
-                    if sent == params.max_logs {
-                        return Err(ColdError::TooManyLogs { limit: params.max_logs });
-                    }
-                    sent += 1;
-                    tokio::select! {
-                        r = sink.send(Ok(log)) => if r.is_err() { return Ok(()) },
-                        _ = deadline.expired() => return Err(ColdError::Timeout { op: deadline.op() }),
+                    if !emitter.emit(log).await? {
+                        return Ok(());
                     }
                 }
             }

@@ -143,7 +143,12 @@ async fn apply<B: ColdBackend>(
 ) -> ColdResult<Applied> {
     let drained = match op {
         WriteOp::Append(blocks) => {
+            // The new tip is the last appended block: no read needed.
+            let last = blocks.last().map(BlockData::num_hash);
             backend.append_blocks(blocks, deadline).await?;
+            if let Some(tip) = last {
+                return Ok(Applied { drained: Vec::new(), tip: Some(tip) });
+            }
             Vec::new()
         }
         WriteOp::Truncate(n) => {
@@ -152,8 +157,9 @@ async fn apply<B: ColdBackend>(
         }
         WriteOp::Drain(n) => backend.drain_above(n, deadline).await?,
     };
-    // The write committed: read the new tip with a deadline of its own, so a
-    // write that finished just in time is not reported as failed.
+    // A truncate or drain committed (or an empty append): read the new tip
+    // with a deadline of its own, so a write that finished just in time is
+    // not reported as failed.
     let tip_deadline = Deadline::after("tip", tip_timeout);
     let tip = tip_deadline.run(backend.tip(tip_deadline.clone())).await?;
     Ok(Applied { drained, tip })
