@@ -51,10 +51,12 @@ async function check(name, fn) {
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-const cold = createPublicClient({ transport: http(coldUrl) })
-const coldBatch = createPublicClient({ transport: http(coldUrl, { batch: true }) })
-const coldWs = createPublicClient({ transport: webSocket(wsUrl) })
-const anvil = createPublicClient({ transport: http(anvilUrl) })
+// cacheTime 0: viem caches eth_blockNumber for 4 s by default, which would
+// compare a stale head of one server with a fresh head of the other.
+const cold = createPublicClient({ cacheTime: 0, transport: http(coldUrl) })
+const coldBatch = createPublicClient({ cacheTime: 0, transport: http(coldUrl, { batch: true }) })
+const coldWs = createPublicClient({ cacheTime: 0, transport: webSocket(wsUrl) })
+const anvil = createPublicClient({ cacheTime: 0, transport: http(anvilUrl) })
 const anvilTest = createTestClient({ mode: 'anvil', transport: http(anvilUrl) })
 const [account] = await createWalletClient({ transport: http(anvilUrl) }).getAddresses()
 const wallet = createWalletClient({ account, chain: foundry, transport: http(anvilUrl) })
@@ -78,7 +80,10 @@ const callHash = await wallet.sendTransaction({ to: contract, data: '0x0a0b0c', 
 await anvil.waitForTransactionReceipt({ hash: callHash })
 const failHash = await wallet.sendTransaction({ to: contract, data: '0x', gas: 60000n })
 await anvil.waitForTransactionReceipt({ hash: failHash })
-await wallet.sendTransaction({ to: account, value: 1n, gas: 21000n })
+// Wait for every block to be mined before reading anvil's head: with
+// automine the transaction hash can come back before its block exists.
+const transferHash = await wallet.sendTransaction({ to: account, value: 1n, gas: 21000n })
+await anvil.waitForTransactionReceipt({ hash: transferHash })
 const head = await caughtUp()
 
 await check('web3_clientVersion', async () => {
