@@ -22,8 +22,30 @@ pub async fn run(args: VerifyArgs) -> Result<()> {
     }
     let backend = crate::store::open_embedded(path).await?;
     eprintln!("verifying {} (reads every block and index entry)...", path.display());
-    let report = tokio::task::spawn_blocking(move || backend.verify()).await??;
+    let (report, usage, tables) = tokio::task::spawn_blocking(move || {
+        Ok::<_, coldchain_mdbx::MdbxError>((
+            backend.verify()?,
+            backend.disk_usage()?,
+            backend.table_sizes()?,
+        ))
+    })
+    .await??;
     println!("{report}");
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    println!(
+        "space: file {:.1} MiB, pages in use {:.1} MiB (page size {} B)",
+        mib(usage.file_bytes),
+        mib(usage.used_bytes),
+        usage.page_size
+    );
+    for table in tables {
+        println!(
+            "  {:<15} {:>12} entries {:>10.1} MiB",
+            table.name,
+            table.entries,
+            mib(table.bytes)
+        );
+    }
     if !report.is_ok() {
         bail!("{} problems found in {}", report.problem_count, path.display());
     }

@@ -9,7 +9,7 @@ use roaring::RoaringBitmap;
 /// Version of the on-disk format this build reads and writes. Stored in the
 /// `meta` table under `format_version`; a store with another version is
 /// refused on open.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Magic value stored under [`META_MAGIC`]: marks a directory as a coldchain
 /// MDBX store.

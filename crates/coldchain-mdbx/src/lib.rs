@@ -49,7 +49,7 @@
 //! | `block_txs` | block number u64 BE | first tx number u64 BE ++ tx count u32 BE |
 //! | `tx_blocks` | first tx number u64 BE (non-empty blocks) | block number u64 BE |
 //! | `transactions` | tx number u64 BE | tx with sender: `codec` (`0x21`: sender ++ EIP-2718) |
-//! | `receipts` | tx number u64 BE | receipt with context: `codec` (`0x31`) |
+//! | `receipts` | tx number u64 BE | receipt with context: `codec` (`0x32`) |
 //! | `tx_hashes` (dup-sorted) | first 8 bytes of the tx hash | tx numbers u64 BE |
 //! | `log_index` | kind u8 ++ value ++ shard base u64 BE | shard: `0x51` ++ roaring bitmap, or `0x52` ++ u32 LE array |
 //! | `journal` | block number u64 BE | the block's tx hashes and index entries (`0x61`) |
@@ -127,7 +127,8 @@
 //!
 //! # Format version
 //!
-//! [`FORMAT_VERSION`] (now 2; version 1 had no `receipt_blooms`) covers the
+//! [`FORMAT_VERSION`] (now 3; version 1 had no `receipt_blooms`, version 2
+//! stored receipts in `codec`'s `0x31`, without short topics) covers the
 //! table set, the key layouts, the shard formats (`0x51`, `0x52`), the
 //! journal format (`0x61`) and the `receipt_blooms` values; headers,
 //! transactions and receipts carry `coldchain::codec`'s own versioned format

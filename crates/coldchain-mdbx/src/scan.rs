@@ -4,7 +4,7 @@
 //! `coldchain::codec::decode_receipt` rebuilds the receipt's bloom (a few
 //! keccaks per log) and allocates every log; a log query needs neither for
 //! the logs it does not return. This reader walks the receipt layout that
-//! `coldchain::codec` documents (format byte `0x31`) and hands out borrowed
+//! `coldchain::codec` documents (format byte `0x32`) and hands out borrowed
 //! logs; only matches are materialized, and [`LogFilter::matches`] has the
 //! last word on each. Any other format byte falls back to the full decode,
 //! and the tests compare both paths on every receipt they store.
@@ -13,7 +13,7 @@ use crate::{error::OrCold, layout::IndexKey, logs::Flow};
 use alloy::primitives::{Address, B256, Bytes, Log, LogData};
 use coldchain::{
     ColdResult, LogFilter, RpcLog,
-    codec::{self, CodecError, RECEIPT_FORMAT, take_varint},
+    codec::{self, CodecError, MAX_TOPICS, RECEIPT_FORMAT, take_topics, take_varint},
 };
 
 use coldchain::codec::receipt_flags::{
@@ -71,7 +71,7 @@ fn varint_u64(buf: &mut &[u8]) -> Result<u64, CodecError> {
     u64::try_from(v).map_err(|_| err("integer above 64 bits"))
 }
 
-/// Splits a `0x31` receipt into its context and its log bytes; `None` for
+/// Splits a `0x32` receipt into its context and its log bytes; `None` for
 /// another format (the caller decodes it fully).
 fn parse(bytes: &[u8]) -> Result<Option<ReceiptLogs<'_>>, CodecError> {
     let Some((&RECEIPT_FORMAT, mut b)) = bytes.split_first() else { return Ok(None) };
@@ -118,9 +118,14 @@ fn parse(bytes: &[u8]) -> Result<Option<ReceiptLogs<'_>>, CodecError> {
     }))
 }
 
+/// A log's topics, read in place.
+fn topics(buf: &mut &[u8]) -> Result<([B256; MAX_TOPICS], usize), CodecError> {
+    take_topics(buf).map_err(err)
+}
+
 /// Whether a borrowed log passes the filter's address and topic conditions
 /// (the same rules as [`LogFilter::matches`]).
-fn may_match(filter: &LogFilter, address: &[u8], topics: &[u8]) -> bool {
+fn may_match(filter: &LogFilter, address: &[u8], topics: &[B256]) -> bool {
     if !filter.addresses.is_empty() && !filter.addresses.iter().any(|a| a.as_slice() == address) {
         return false;
     }
@@ -129,8 +134,8 @@ fn may_match(filter: &LogFilter, address: &[u8], topics: &[u8]) -> bool {
         if set.is_empty() {
             continue;
         }
-        match topics.get(pos * 32..pos * 32 + 32) {
-            Some(t) if set.iter().any(|w| w.as_slice() == t) => {}
+        match topics.get(pos) {
+            Some(t) if set.contains(t) => {}
             _ => return false,
         }
     }
@@ -149,11 +154,8 @@ pub(crate) fn receipt_logs(
     let mut b = r.logs;
     for i in 0..r.log_count {
         let address = take(&mut b, 20).cold()?;
-        let n = take(&mut b, 1).cold()?[0] as usize;
-        if n > 4 {
-            return Err(err("a log with more than 4 topics").into());
-        }
-        let topics = take(&mut b, 32 * n).cold()?;
+        let (topics, n) = topics(&mut b).cold()?;
+        let topics = &topics[..n];
         let len = usize::try_from(varint_u64(&mut b).cold()?).unwrap_or(usize::MAX);
         let data = take(&mut b, len).cold()?;
         if !may_match(filter, address, topics) {
@@ -161,10 +163,7 @@ pub(crate) fn receipt_logs(
         }
         let log = Log {
             address: Address::from_slice(address),
-            data: LogData::new_unchecked(
-                topics.chunks_exact(32).map(B256::from_slice).collect(),
-                Bytes::copy_from_slice(data),
-            ),
+            data: LogData::new_unchecked(topics.to_vec(), Bytes::copy_from_slice(data)),
         };
         if !filter.matches(&log) {
             continue;
@@ -210,13 +209,9 @@ pub(crate) fn receipt_keys(bytes: &[u8], keys: &mut Vec<IndexKey>) -> ColdResult
     for _ in 0..r.log_count {
         let address = take(&mut b, 20).cold()?;
         keys.push(IndexKey::address(&Address::from_slice(address)));
-        let n = take(&mut b, 1).cold()?[0] as usize;
-        if n > 4 {
-            return Err(err("a log with more than 4 topics").into());
-        }
-        let topics = take(&mut b, 32 * n).cold()?;
-        for (pos, t) in topics.chunks_exact(32).enumerate() {
-            keys.push(IndexKey::topic(pos, &B256::from_slice(t)));
+        let (topics, n) = topics(&mut b).cold()?;
+        for (pos, t) in topics[..n].iter().enumerate() {
+            keys.push(IndexKey::topic(pos, t));
         }
         let len = usize::try_from(varint_u64(&mut b).cold()?).unwrap_or(usize::MAX);
         take(&mut b, len).cold()?;

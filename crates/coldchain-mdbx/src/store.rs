@@ -42,7 +42,8 @@ pub struct MdbxOptions {
     /// Largest size the data file may grow to, in bytes (default 4 TiB). The
     /// file grows as needed in steps of [`Self::growth_step`].
     pub max_size: usize,
-    /// Growth step of the data file, in bytes (default 64 MiB).
+    /// Growth step of the data file, in bytes (default 16 MiB: the file
+    /// exceeds the data by less than that).
     pub growth_step: usize,
     /// Most concurrent read transactions (default 256): at least the
     /// handle's read and stream permits, plus headroom.
@@ -61,7 +62,7 @@ impl Default for MdbxOptions {
         Self {
             sync: SyncMode::Durable,
             max_size: 4 << 40,
-            growth_step: 64 << 20,
+            growth_step: 16 << 20,
             max_readers: 256,
             journal_keep: JOURNAL_KEEP,
             journal_max: JOURNAL_MAX,

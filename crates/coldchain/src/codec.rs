@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | [`SealedHeader`] | `0x11` | 32-byte hash, header RLP |
 //! | [`RecoveredTx`] | `0x21` | 20-byte sender, EIP-2718 transaction bytes |
-//! | [`StoredReceipt`] | `0x31` | see below |
+//! | [`StoredReceipt`] | `0x32` | see below |
 //!
 //! A header whose RLP could not be decoded (an optional field present after
 //! an absent one) is refused at encode time rather than written unreadable.
@@ -33,7 +33,7 @@
 //! bit is set):
 //!
 //! ```text
-//! 0x31 | tx type u8 (0..=4) | flags u8
+//! 0x32 | tx type u8 (0..=4) | flags u8
 //!      | post-state root [32]?         (flag 0x02; else bit 0x01 = success)
 //!      | cumulative gas | gas used | effective gas price (u128)
 //!      | block number | block hash [32] | block timestamp
@@ -43,9 +43,18 @@
 //!      | bloom [256]? (0x40: only when the stored bloom is not the bloom of
 //!      |               the logs, so that a round trip is always exact)
 //!      | log count
-//!      | per log: address [20] | topic count u8 (0..=4) | topics [32]*
+//!      | per log: address [20] | topics byte | topics [32 or 20]*
 //!      |          | data length | data
 //! ```
+//!
+//! The topics byte holds the topic count (0..=4) in its low nibble and, in
+//! its high nibble, one bit per topic that starts with 12 zero bytes (an
+//! address, or a small number): such a topic is stored as its last 20 bytes.
+//! Events index addresses (every ERC-20 and ERC-721 `Transfer` and
+//! `Approval` has two), so this saves 12 bytes on most topics after the
+//! first at no cost. A topic that could be short is never stored long, so
+//! every receipt has exactly one encoding. (Version 1, `0x31`, stored every
+//! topic in 32 bytes.)
 //!
 //! The bloom is otherwise rebuilt from the logs on decode (256 bytes saved
 //! per receipt for a few keccaks per log).
@@ -70,8 +79,8 @@ pub struct CodecError(pub String);
 pub const HEADER_FORMAT: u8 = 0x11;
 /// Format byte of a [`RecoveredTx`] value (kind 2, version 1).
 pub const TX_FORMAT: u8 = 0x21;
-/// Format byte of a [`StoredReceipt`] value (kind 3, version 1).
-pub const RECEIPT_FORMAT: u8 = 0x31;
+/// Format byte of a [`StoredReceipt`] value (kind 3, version 2).
+pub const RECEIPT_FORMAT: u8 = 0x32;
 
 /// Most topics a log can carry (`LOG0`..`LOG4`).
 pub const MAX_TOPICS: usize = 4;
@@ -331,11 +340,7 @@ pub fn encode_receipt_into_with(
     put_varint(out, logs.len() as u128);
     for log in logs {
         out.extend_from_slice(log.address.as_slice());
-        // Checked above: at most MAX_TOPICS.
-        out.push(log.topics().len() as u8);
-        for topic in log.topics() {
-            out.extend_from_slice(topic.as_slice());
-        }
+        put_topics(log.topics(), out);
         put_varint(out, log.data.data.len() as u128);
         out.extend_from_slice(&log.data.data);
     }
@@ -407,14 +412,10 @@ pub fn decode_receipt_with(
     for i in 0..log_count {
         r.set_context(i);
         let address = Address::from(r.array::<20>("log address")?);
-        let topic_count = r.u8("topic count")? as usize;
-        if topic_count > MAX_TOPICS {
-            return Err(r.error(format!("{topic_count} topics, at most {MAX_TOPICS} allowed")));
-        }
-        let mut topics = Vec::with_capacity(topic_count);
-        for _ in 0..topic_count {
-            topics.push(B256::from(r.array::<32>("topic")?));
-        }
+        let mut rest = r.rest();
+        let (array, topic_count) = take_topics(&mut rest).map_err(|e| r.error(e.into()))?;
+        r.pos = r.bytes.len() - rest.len();
+        let topics = array[..topic_count].to_vec();
         let len = r.varint_u64("data length")?;
         let len = usize::try_from(len)
             .ok()
@@ -449,6 +450,54 @@ pub fn decode_receipt_with(
         blob_gas_used,
         blob_gas_price,
     })
+}
+
+// ---------------------------------------------------------------- topics
+
+/// Bytes of a topic that a short topic leaves out (they are zero).
+const SHORT_TOPIC_ZEROS: usize = 12;
+
+/// Appends a log's topics byte and topics (see the module docs). At most
+/// [`MAX_TOPICS`] topics: the caller checks.
+fn put_topics(topics: &[B256], out: &mut Vec<u8>) {
+    let mut byte = topics.len() as u8;
+    for (i, topic) in topics.iter().enumerate() {
+        if topic[..SHORT_TOPIC_ZEROS] == [0; SHORT_TOPIC_ZEROS] {
+            byte |= 0x10 << i;
+        }
+    }
+    out.push(byte);
+    for (i, topic) in topics.iter().enumerate() {
+        let start = if byte & (0x10 << i) != 0 { SHORT_TOPIC_ZEROS } else { 0 };
+        out.extend_from_slice(&topic[start..]);
+    }
+}
+
+/// Reads a log's topics byte and topics from the front of `buf`, advancing
+/// it: the topics (the first `count` of the array) and `count`. Shared by
+/// the decoder and by backends that read logs in place.
+pub fn take_topics(buf: &mut &[u8]) -> Result<([B256; MAX_TOPICS], usize), &'static str> {
+    let (&byte, mut rest) = buf.split_first().ok_or("truncated topics byte")?;
+    let count = usize::from(byte & 0x0f);
+    let short = byte >> 4;
+    if count > MAX_TOPICS {
+        return Err("more than 4 topics");
+    }
+    if short >> count != 0 {
+        return Err("short-topic bits beyond the topic count");
+    }
+    let mut topics = [B256::ZERO; MAX_TOPICS];
+    for (i, topic) in topics.iter_mut().enumerate().take(count) {
+        let start = if short & (1 << i) != 0 { SHORT_TOPIC_ZEROS } else { 0 };
+        let (bytes, tail) = rest.split_at_checked(32 - start).ok_or("truncated topic")?;
+        topic[start..].copy_from_slice(bytes);
+        if start == 0 && topic[..SHORT_TOPIC_ZEROS] == [0; SHORT_TOPIC_ZEROS] {
+            return Err("a topic with 12 leading zero bytes stored in 32 bytes");
+        }
+        rest = tail;
+    }
+    *buf = rest;
+    Ok((topics, count))
 }
 
 // ---------------------------------------------------------------- varints
@@ -671,6 +720,71 @@ mod tests {
             .expect("a receipt with logs")
     }
 
+    /// A receipt whose logs carry short topics (12 leading zero bytes) in
+    /// every position and mixed with long ones.
+    fn a_receipt_with_short_topics() -> StoredReceipt {
+        let mut r = a_receipt_with_logs();
+        let short = |b: u8| {
+            let mut t = B256::ZERO;
+            t[12..].fill(b);
+            t
+        };
+        let inner = r.receipt.as_receipt_with_bloom_mut().expect("a receipt");
+        inner.receipt.logs[0].data = LogData::new_unchecked(
+            vec![B256::repeat_byte(7), short(1), short(2), B256::ZERO],
+            Bytes::from_static(b"data"),
+        );
+        inner.receipt.logs[1].data =
+            LogData::new_unchecked(vec![short(3), B256::repeat_byte(9)], Bytes::new());
+        inner.logs_bloom = logs_bloom(inner.receipt.logs.iter());
+        r
+    }
+
+    #[test]
+    fn short_topics_round_trip_and_save_space() {
+        let r = a_receipt_with_short_topics();
+        let bytes = encode_receipt(&r).unwrap();
+        assert_eq!(decode_receipt(&bytes).unwrap(), r);
+        let long: usize = r.receipt.logs().iter().map(|l| 32 * l.topics().len()).sum();
+        let mut all_long = 0;
+        let mut short = 0;
+        for log in r.receipt.logs() {
+            for t in log.topics() {
+                all_long += 32;
+                short += if t[..12] == [0; 12] { 20 } else { 32 };
+            }
+        }
+        assert_eq!(all_long, long);
+        assert!(short < long);
+        // The layout: the first log's address, then a topics byte that says
+        // 4 topics, of which topics 1, 2 and 3 (zero) are short.
+        let address = r.receipt.logs()[0].address;
+        let at = bytes
+            .windows(21)
+            .position(|w| w[..20] == address[..] && w[20] == 4 | (0b1110 << 4))
+            .expect("the first log's topics byte");
+        let mut rest = &bytes[at + 20..];
+        let (topics, n) = take_topics(&mut rest).unwrap();
+        assert_eq!(&topics[..n], r.receipt.logs()[0].topics());
+        assert_eq!(bytes.len() - (at + 21) - rest.len(), 32 + 3 * 20);
+    }
+
+    #[test]
+    fn topics_have_one_encoding() {
+        // A short-able topic stored in 32 bytes, and short bits beyond the
+        // count, are refused.
+        let mut long = vec![1u8];
+        long.extend_from_slice(&[0; 32]);
+        assert!(take_topics(&mut &long[..]).unwrap_err().contains("12 leading zero"));
+        let beyond = [1u8 | (0b10 << 4)];
+        assert!(take_topics(&mut &beyond[..]).unwrap_err().contains("beyond"));
+        let five = [5u8];
+        assert!(take_topics(&mut &five[..]).unwrap_err().contains("more than 4"));
+        let truncated = [1u8 | (1 << 4), 0, 0];
+        assert!(take_topics(&mut &truncated[..]).unwrap_err().contains("truncated"));
+        assert!(take_topics(&mut &[][..]).is_err());
+    }
+
     #[test]
     fn round_trip_synthetic() {
         let mut receipts = 0;
@@ -752,9 +866,9 @@ mod tests {
     fn unknown_version_and_wrong_kind() {
         let r = a_receipt_with_logs();
         let mut bytes = encode_receipt(&r).unwrap();
-        bytes[0] = 0x32;
+        bytes[0] = 0x31;
         let err = decode_receipt(&bytes).unwrap_err().to_string();
-        assert!(err.contains("unsupported receipt format version 2"), "{err}");
+        assert!(err.contains("unsupported receipt format version 1"), "{err}");
         let header = encode_header(&cancun_header(&blocks()[0])).unwrap();
         let err = decode_receipt(&header).unwrap_err().to_string();
         assert!(err.contains("is a header value"), "{err}");
@@ -774,15 +888,15 @@ mod tests {
         let mut r = a_receipt_with_logs();
         let logs = &mut r.receipt.as_receipt_with_bloom_mut().unwrap().receipt.logs;
         logs.truncate(1);
-        logs[0].data = LogData::new_unchecked(vec![B256::ZERO; 4], Bytes::new());
+        logs[0].data = LogData::new_unchecked(vec![B256::repeat_byte(1); 4], Bytes::new());
         r.receipt.as_receipt_with_bloom_mut().unwrap().logs_bloom = logs_bloom(r.receipt.logs());
         let mut bytes = encode_receipt(&r).unwrap();
-        // Layout tail: count(1) | address(20) | topic count | 4 * 32 | len(1)
+        // Layout tail: count(1) | address(20) | topics byte | 4 * 32 | len(1)
         let at = bytes.len() - 1 - 4 * 32 - 1;
         assert_eq!(bytes[at], 4);
         bytes[at] = 5;
         let err = decode_receipt(&bytes).unwrap_err().to_string();
-        assert!(err.contains("5 topics") && err.contains("log 0"), "{err}");
+        assert!(err.contains("more than 4 topics") && err.contains("log 0"), "{err}");
     }
 
     #[test]
