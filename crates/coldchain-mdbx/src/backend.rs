@@ -3,6 +3,7 @@
 use crate::{
     error::{MdbxError, OrCold},
     logs::{self, Flow},
+    pool::ReadPool,
     read::View,
     store::{MdbxOptions, Store},
     verify::{self, VerifyReport},
@@ -22,13 +23,16 @@ use tokio::sync::mpsc::error::TrySendError;
 
 /// The embedded coldchain backend: an MDBX environment in one directory.
 ///
-/// Cheap to clone; clones share the environment. Every read runs on a
-/// blocking thread in its own read transaction (a consistent snapshot, so
+/// Cheap to clone; clones share the environment and the read threads.
+/// Every read runs off the runtime threads in its own read transaction (a consistent snapshot, so
 /// [`ColdRead::snapshot_reads`] is `true`); every append, truncate and drain
 /// is one write transaction. See the [crate docs](crate) for the layout.
 #[derive(Debug, Clone)]
 pub struct MdbxBackend {
     store: Arc<Store>,
+    /// Threads for point reads (log queries and writes use tokio's
+    /// blocking pool).
+    reads: Arc<ReadPool>,
 }
 
 /// Size of one table, from [`MdbxBackend::table_sizes`].
@@ -62,7 +66,9 @@ impl MdbxBackend {
     /// a non-MDBX file, foreign files), or a store of another format version.
     /// Blocking: call it from `spawn_blocking` in async code if that matters.
     pub fn open(path: impl AsRef<Path>, options: MdbxOptions) -> Result<Self, MdbxError> {
-        Ok(Self { store: Store::open(path.as_ref(), &options)? })
+        let store = Store::open(path.as_ref(), &options)?;
+        let reads = ReadPool::new(options.read_threads).map_err(MdbxError::Threads)?;
+        Ok(Self { store, reads: Arc::new(reads) })
     }
 
     /// The store's directory.
@@ -136,14 +142,37 @@ impl MdbxBackend {
         T: Send + 'static,
         F: FnOnce(&View<'_, Ro>, &Deadline) -> ColdResult<T> + Send + 'static,
     {
+        self.reads.run(op, self.in_snapshot(deadline, f)).await
+    }
+
+    /// Runs `f` like [`Self::read`], on tokio's blocking pool: for reads
+    /// that may take long (log queries), which must not hold up point reads.
+    async fn long_read<T, F>(&self, op: &'static str, deadline: Deadline, f: F) -> ColdResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&View<'_, Ro>, &Deadline) -> ColdResult<T> + Send + 'static,
+    {
+        run_blocking(op, self.in_snapshot(deadline, f)).await
+    }
+
+    /// `f` in a fresh read transaction, unless the deadline has passed
+    /// (the read may have waited in a queue).
+    fn in_snapshot<T, F>(
+        &self,
+        deadline: Deadline,
+        f: F,
+    ) -> impl FnOnce() -> ColdResult<T> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&View<'_, Ro>, &Deadline) -> ColdResult<T> + Send + 'static,
+    {
         let store = self.store.clone();
-        run_blocking(op, move || {
+        move || {
             deadline.check()?;
             let txn = store.env.begin_ro_unsync().cold()?;
             let view = View::new(&txn, store.tables);
             f(&view, &deadline)
-        })
-        .await
+        }
     }
 }
 
@@ -274,7 +303,7 @@ impl ColdRead for MdbxBackend {
     ) -> ColdResult<Vec<RpcLog>> {
         filter.validate()?;
         let filter = filter.clone();
-        self.read("get_logs", deadline, move |view, deadline| {
+        self.long_read("get_logs", deadline, move |view, deadline| {
             let Some(range) = logs::resolve(view, &filter)? else { return Ok(Vec::new()) };
             let mut out = LogCollector::new(max_logs);
             let mut emit = |log| {

@@ -69,6 +69,9 @@ pub enum MdbxError {
     /// A blocking task failed to run to completion.
     #[error("background task failed: {0}")]
     Task(String),
+    /// The threads for point reads could not be started.
+    #[error("cannot start the read threads: {0}")]
+    Threads(#[source] std::io::Error),
 }
 
 impl From<MdbxError> for ColdError {

@@ -19,10 +19,13 @@
 //! - Every read runs in its own read transaction, so it sees one consistent
 //!   snapshot even while a write commits
 //!   ([`coldchain::ColdRead::snapshot_reads`] is `true`; MDBX readers never
-//!   wait for the writer). Every read runs on `tokio::task::spawn_blocking`:
-//!   even a point read touches pages of the memory map that may have to
-//!   come from disk, so none runs on a runtime thread. Long reads check
-//!   their [`coldchain::Deadline`] between steps.
+//!   wait for the writer). No read runs on a runtime thread: even a point
+//!   read touches pages of the memory map that may have to come from disk.
+//!   Point reads run on a few threads of the backend's own that take them
+//!   from one queue ([`MdbxOptions::read_threads`]; a read that waited past
+//!   its deadline ends when it starts), log queries, streams and writes on
+//!   `tokio::task::spawn_blocking`. Long reads check their
+//!   [`coldchain::Deadline`] between steps.
 //! - Every append, truncate and drain is one write transaction: after a
 //!   crash a block is fully present or absent, and a batch is all or
 //!   nothing. Commits are durable by default ([`SyncMode`]).
@@ -148,6 +151,7 @@ mod error;
 mod journal;
 mod layout;
 mod logs;
+mod pool;
 mod read;
 mod scan;
 mod store;

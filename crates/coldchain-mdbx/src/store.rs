@@ -48,6 +48,9 @@ pub struct MdbxOptions {
     /// Most concurrent read transactions (default 256): at least the
     /// handle's read and stream permits, plus headroom.
     pub max_readers: u64,
+    /// Threads that run point reads (default: four per core, at least 4;
+    /// see `pool.rs`). More only help when reads wait for the disk.
+    pub read_threads: usize,
     /// Newest blocks kept in the index journal after a merge (default 64):
     /// truncations of up to this many blocks never touch the big indexes.
     /// See the [crate docs](crate#the-index-journal).
@@ -64,6 +67,7 @@ impl Default for MdbxOptions {
             max_size: 4 << 40,
             growth_step: 16 << 20,
             max_readers: 256,
+            read_threads: std::thread::available_parallelism().map_or(4, |n| 4 * n.get()).max(4),
             journal_keep: JOURNAL_KEEP,
             journal_max: JOURNAL_MAX,
         }

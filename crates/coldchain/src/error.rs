@@ -108,7 +108,11 @@ impl ColdError {
         if !err.is_panic() {
             return Self::TaskTerminated;
         }
-        let payload = err.into_panic();
+        Self::from_panic(op, err.into_panic())
+    }
+
+    /// `Panicked` with the message of a caught panic's payload.
+    pub fn from_panic(op: &'static str, payload: Box<dyn std::any::Any + Send>) -> Self {
         let message = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
