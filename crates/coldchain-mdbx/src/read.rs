@@ -9,7 +9,7 @@ use crate::{
 };
 use alloy::{
     eips::BlockNumHash,
-    primitives::{B256, BlockNumber},
+    primitives::{B256, BlockNumber, Bytes},
 };
 use coldchain::{
     ColdResult, HeaderSpec, ReceiptSpec, RecoveredTx, SealedHeader, StoredReceipt, TxSpec,
@@ -349,14 +349,26 @@ impl<'t, K: TransactionKind> View<'t, K> {
     ) -> ColdResult<Option<Vec<StoredReceipt>>> {
         let Some(block) = self.block_number(spec)? else { return Ok(None) };
         let Some(bt) = self.block_txs(block)? else { return Ok(None) };
-        let mut out = Vec::with_capacity(bt.count as usize);
-        let blooms = self.receipt_blooms(block)?;
-        let mut rest: &[u8] = &blooms;
+        // The values are copied into one buffer that the logs' data then
+        // slices: one allocation for the block instead of one per log.
+        let mut buffer = Vec::new();
+        let mut ends = Vec::with_capacity(bt.count as usize);
         self.range_values(self.t.receipts, bt, |v| {
-            let bloom = take_bloom_bits(&mut rest).cold()?;
-            out.push(codec::decode_receipt_with(v, &mut |_| bloom).cold()?);
+            buffer.extend_from_slice(v);
+            ends.push(buffer.len());
             Ok(())
         })?;
+        let buffer = Bytes::from(buffer);
+        let blooms = self.receipt_blooms(block)?;
+        let mut rest: &[u8] = &blooms;
+        let mut out = Vec::with_capacity(ends.len());
+        let mut start = 0;
+        for end in ends {
+            let bloom = take_bloom_bits(&mut rest).cold()?;
+            let value = buffer.slice(start..end);
+            out.push(codec::decode_receipt_shared(&value, &mut |_| bloom).cold()?);
+            start = end;
+        }
         Ok(Some(out))
     }
 }

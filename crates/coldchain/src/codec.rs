@@ -361,6 +361,26 @@ pub fn decode_receipt_with(
     bytes: &[u8],
     bloom_of: &mut dyn FnMut(&[Log]) -> Bloom,
 ) -> Result<StoredReceipt, CodecError> {
+    decode_receipt_inner(bytes, None, bloom_of)
+}
+
+/// [`decode_receipt_with`] where each log's data is a slice of `bytes`
+/// (which holds the encoded receipt) instead of a copy: one allocation less
+/// per log. The logs keep `bytes`' whole buffer alive, so this suits a
+/// buffer that holds the values that are decoded together (a block's
+/// receipts), not a few bytes cut from a large one.
+pub fn decode_receipt_shared(
+    bytes: &Bytes,
+    bloom_of: &mut dyn FnMut(&[Log]) -> Bloom,
+) -> Result<StoredReceipt, CodecError> {
+    decode_receipt_inner(bytes, Some(bytes), bloom_of)
+}
+
+fn decode_receipt_inner(
+    bytes: &[u8],
+    shared: Option<&Bytes>,
+    bloom_of: &mut dyn FnMut(&[Log]) -> Bloom,
+) -> Result<StoredReceipt, CodecError> {
     let mut r = Reader::new("receipt", bytes, RECEIPT_FORMAT)?;
     let ty = r.u8("tx type")?;
     let tx_type =
@@ -421,7 +441,12 @@ pub fn decode_receipt_with(
             .ok()
             .filter(|l| *l <= r.remaining())
             .ok_or_else(|| r.truncated("log data", len))?;
-        let data = Bytes::copy_from_slice(r.bytes(len, "log data")?);
+        let start = r.pos;
+        let slice = r.bytes(len, "log data")?;
+        let data = match shared {
+            Some(buffer) => buffer.slice(start..start + len),
+            None => Bytes::copy_from_slice(slice),
+        };
         logs.push(Log { address, data: LogData::new_unchecked(topics, data) });
     }
     r.clear_context();
@@ -738,6 +763,23 @@ mod tests {
             LogData::new_unchecked(vec![short(3), B256::repeat_byte(9)], Bytes::new());
         inner.logs_bloom = logs_bloom(inner.receipt.logs.iter());
         r
+    }
+
+    #[test]
+    fn shared_decode_equals_copying_decode() {
+        for block in blocks() {
+            for r in block.stored_receipts() {
+                let bytes = Bytes::from(encode_receipt(&r).unwrap());
+                let shared = decode_receipt_shared(&bytes, &mut |l| logs_bloom(l)).unwrap();
+                assert_eq!(shared, r);
+                for log in shared.receipt.logs() {
+                    // The data points into the encoded value.
+                    let data = log.data.data.as_ptr_range();
+                    let all = bytes.as_ptr_range();
+                    assert!(data.start >= all.start && data.end <= all.end);
+                }
+            }
+        }
     }
 
     #[test]
