@@ -30,8 +30,8 @@ use tokio::sync::mpsc::error::TrySendError;
 #[derive(Debug, Clone)]
 pub struct MdbxBackend {
     store: Arc<Store>,
-    /// Threads for point reads (log queries and writes use tokio's
-    /// blocking pool).
+    /// Threads for point reads and most log queries (streams and writes
+    /// use tokio's blocking pool).
     reads: Arc<ReadPool>,
 }
 
@@ -303,7 +303,7 @@ impl ColdRead for MdbxBackend {
     ) -> ColdResult<Vec<RpcLog>> {
         filter.validate()?;
         let filter = filter.clone();
-        self.long_read("get_logs", deadline, move |view, deadline| {
+        let query = move |view: &View<'_, Ro>, deadline: &Deadline| {
             let Some(range) = logs::resolve(view, &filter)? else { return Ok(Vec::new()) };
             let mut out = LogCollector::new(max_logs);
             let mut emit = |log| {
@@ -312,8 +312,23 @@ impl ColdRead for MdbxBackend {
             };
             logs::scan(view, &filter, range, deadline, &mut emit, &mut || Ok(Flow::Continue))?;
             Ok(out.finish())
-        })
-        .await
+        };
+        // Most log queries are index hits of a few microseconds: the pool
+        // answers them without waking a thread. Half of its threads at most,
+        // so that long ones never hold up point reads; the rest go to
+        // tokio's blocking pool.
+        match self.reads.log_query_place() {
+            Some(place) => {
+                let query = self.in_snapshot(deadline, query);
+                self.reads
+                    .run("get_logs", move || {
+                        let _place = place;
+                        query()
+                    })
+                    .await
+            }
+            None => self.long_read("get_logs", deadline, query).await,
+        }
     }
 
     async fn produce_logs(

@@ -21,10 +21,11 @@
 //!   ([`coldchain::ColdRead::snapshot_reads`] is `true`; MDBX readers never
 //!   wait for the writer). No read runs on a runtime thread: even a point
 //!   read touches pages of the memory map that may have to come from disk.
-//!   Point reads run on a few threads of the backend's own that take them
-//!   from one queue ([`MdbxOptions::read_threads`]; a read that waited past
-//!   its deadline ends when it starts), log queries, streams and writes on
-//!   `tokio::task::spawn_blocking`. Long reads check their
+//!   Point reads and log queries run on a few threads of the backend's own
+//!   that take them from one queue ([`MdbxOptions::read_threads`]; a read
+//!   that waited past its deadline ends when it starts; log queries take at
+//!   most half of the threads and overflow to `tokio::task::spawn_blocking`),
+//!   streams and writes on `spawn_blocking`. Long reads check their
 //!   [`coldchain::Deadline`] between steps.
 //! - Every append, truncate and drain is one write transaction: after a
 //!   crash a block is fully present or absent, and a batch is all or

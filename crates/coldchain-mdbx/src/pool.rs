@@ -4,9 +4,12 @@
 //! microseconds. On tokio's blocking pool each one wakes a thread of its
 //! own: with 64 callers that is 64 threads taking turns on a few cores, and
 //! under load about a quarter of the CPU went to switching between them.
-//! Here a few threads take reads from one queue and run them back to back.
-//! Log queries and streams, which can run for seconds, stay on tokio's
-//! blocking pool so that they never hold up point reads.
+//! Here a few threads take reads from one queue and run them back to back,
+//! and an idle thread looks for the next read for a few microseconds
+//! before it sleeps: waking a sleeping thread costs more than most reads.
+//! Streams, which can run for minutes, stay on tokio's blocking pool; log
+//! queries (bounded by `max_logs` and their deadline) take at most half of
+//! the threads (`MdbxBackend::get_logs`), so point reads always have some.
 //!
 //! A queued read keeps its deadline: it checks it when it starts (see
 //! `MdbxBackend::read`), so a read that waited too long ends at once. The
@@ -15,8 +18,16 @@
 use coldchain::{ColdError, ColdResult};
 use std::{
     panic::AssertUnwindSafe,
-    sync::{Arc, Mutex, PoisonError, mpsc},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+        mpsc::{self, TryRecvError},
+    },
+    time::{Duration, Instant},
 };
+
+/// How long an idle thread keeps looking for the next job before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -24,6 +35,9 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Debug)]
 pub(crate) struct ReadPool {
     queue: mpsc::Sender<Job>,
+    threads: usize,
+    /// Log queries running or queued on the pool.
+    log_queries: AtomicUsize,
     /// The queue's receiving end, held by each thread while it runs.
     #[cfg(test)]
     threads_hold: std::sync::Weak<Mutex<mpsc::Receiver<Job>>>,
@@ -36,25 +50,33 @@ impl ReadPool {
         let jobs = Arc::new(Mutex::new(jobs));
         #[cfg(test)]
         let threads_hold = Arc::downgrade(&jobs);
-        for i in 0..threads.max(1) {
+        let threads = threads.max(1);
+        for i in 0..threads {
             let jobs = jobs.clone();
             std::thread::Builder::new().name(format!("coldchain-read-{i}")).spawn(move || {
-                loop {
-                    // The guard is a temporary: released before the job runs.
-                    let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                    match next {
-                        Ok(job) => job(),
-                        // Every sender is gone: the backend was dropped.
-                        Err(_) => return,
-                    }
+                // `None`: every sender is gone, the backend was dropped.
+                while let Some(job) = next_job(&jobs) {
+                    job();
                 }
             })?;
         }
         Ok(Self {
             queue,
+            threads,
+            log_queries: AtomicUsize::new(0),
             #[cfg(test)]
             threads_hold,
         })
+    }
+
+    /// Takes a place for a log query on the pool, if fewer than half of the
+    /// threads have one; the place is given back when the guard drops.
+    pub(crate) fn log_query_place(self: &Arc<Self>) -> Option<LogQueryPlace> {
+        let cap = (self.threads / 2).max(1);
+        self.log_queries
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then_some(n + 1))
+            .ok()
+            .map(|_| LogQueryPlace(self.clone()))
     }
 
     /// Runs `f` on a pool thread; a panic in it becomes
@@ -78,6 +100,30 @@ impl ReadPool {
     }
 }
 
+/// A log query's place on the pool (see [`ReadPool::log_query_place`]).
+pub(crate) struct LogQueryPlace(Arc<ReadPool>);
+
+impl Drop for LogQueryPlace {
+    fn drop(&mut self) {
+        self.0.log_queries.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The next job: the thread holding the queue looks for one for [`SPIN`],
+/// then sleeps until one comes; the other threads wait for the queue.
+fn next_job(jobs: &Mutex<mpsc::Receiver<Job>>) -> Option<Job> {
+    let jobs = jobs.lock().unwrap_or_else(PoisonError::into_inner);
+    let started = Instant::now();
+    loop {
+        match jobs.try_recv() {
+            Ok(job) => return Some(job),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if started.elapsed() < SPIN => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => return jobs.recv().ok(),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -96,6 +142,18 @@ mod tests {
         for i in 0..16 {
             assert_eq!(pool.run("id", move || Ok(i)).await.unwrap(), i);
         }
+    }
+
+    #[test]
+    fn log_queries_take_at_most_half_the_threads() {
+        let pool = Arc::new(ReadPool::new(4).unwrap());
+        let a = pool.log_query_place().unwrap();
+        let b = pool.log_query_place().unwrap();
+        assert!(pool.log_query_place().is_none(), "two of four threads are taken");
+        drop(a);
+        let c = pool.log_query_place().unwrap();
+        drop((b, c));
+        assert_eq!(pool.log_queries.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test]
