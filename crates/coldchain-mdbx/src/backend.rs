@@ -431,3 +431,54 @@ impl ColdBackend for MdbxBackend {
         run_blocking("drain_above", move || write::truncate(&store, number, true, &deadline)).await
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use alloy::primitives::B256;
+    use coldchain::testing::test_chain;
+
+    /// A read that waits in the pool's queue until after its deadline ends
+    /// with `Timeout` when it starts, without reading; the thread serves on.
+    #[tokio::test]
+    async fn a_read_queued_past_its_deadline_ends_when_it_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = MdbxOptions { read_threads: 1, ..MdbxOptions::for_tests() };
+        let mut backend = MdbxBackend::open(dir.path(), options).unwrap();
+        backend
+            .append_blocks(test_chain(7, 3, B256::ZERO, 1), Deadline::none("append"))
+            .await
+            .unwrap();
+
+        // Occupy the only read thread until `open` is sent.
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let (running, is_running) = tokio::sync::oneshot::channel();
+        let reads = backend.reads.clone();
+        let busy = tokio::spawn(async move {
+            reads
+                .run("busy", move || {
+                    let _ = running.send(());
+                    let _ = gate.recv();
+                    Ok(())
+                })
+                .await
+        });
+        is_running.await.unwrap();
+
+        let deadline = Deadline::none("header");
+        let queued = {
+            let (backend, deadline) = (backend.clone(), deadline.clone());
+            tokio::spawn(async move { backend.header(HeaderSpec::Number(8), deadline).await })
+        };
+        // The deadline passes (its stop signal) while the read waits.
+        deadline.stop();
+        open.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        let result = queued.await.unwrap();
+        assert!(matches!(result, Err(ColdError::Timeout { op: "header" })), "{result:?}");
+
+        let header = backend.header(HeaderSpec::Number(8), Deadline::none("header")).await;
+        assert_eq!(header.unwrap().unwrap().number, 8);
+    }
+}
