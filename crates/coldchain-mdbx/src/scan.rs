@@ -13,7 +13,7 @@ use crate::{error::OrCold, layout::IndexKey, logs::Flow};
 use alloy::primitives::{Address, B256, Bytes, Log, LogData};
 use coldchain::{
     ColdResult, LogFilter, RpcLog,
-    codec::{self, CodecError, MAX_TOPICS, RECEIPT_FORMAT, take_topics, take_varint},
+    codec::{self, CodecError, MAX_TOPICS, RECEIPT_FORMAT, skip_topics, take_topics, take_varint},
 };
 
 use coldchain::codec::receipt_flags::{
@@ -154,6 +154,14 @@ pub(crate) fn receipt_logs(
     let mut b = r.logs;
     for i in 0..r.log_count {
         let address = take(&mut b, 20).cold()?;
+        if !filter.addresses.is_empty() && !filter.addresses.iter().any(|a| a.as_slice() == address)
+        {
+            // Ruled out by its address: skip the rest of the log unread.
+            skip_topics(&mut b).map_err(err).cold()?;
+            let len = usize::try_from(varint_u64(&mut b).cold()?).unwrap_or(usize::MAX);
+            take(&mut b, len).cold()?;
+            continue;
+        }
         let (topics, n) = topics(&mut b).cold()?;
         let topics = &topics[..n];
         let len = usize::try_from(varint_u64(&mut b).cold()?).unwrap_or(usize::MAX);
@@ -278,9 +286,12 @@ mod tests {
                 assert_eq!(collect(&bytes, f, true), collect(&bytes, f, false), "{f:?}");
             }
             for n in 0..bytes.len() {
-                // Truncations never panic.
-                let mut emit = |_| Ok(Flow::Continue);
-                let _ = receipt_logs(&bytes[..n], &filters[0], &mut emit);
+                // Truncations never panic, on the reading and the skipping
+                // path.
+                for f in &filters[..2] {
+                    let mut emit = |_| Ok(Flow::Continue);
+                    let _ = receipt_logs(&bytes[..n], f, &mut emit);
+                }
             }
             receipts += 1;
         }

@@ -525,6 +525,24 @@ pub fn take_topics(buf: &mut &[u8]) -> Result<([B256; MAX_TOPICS], usize), &'sta
     Ok((topics, count))
 }
 
+/// Skips a log's topics byte and topics at the front of `buf` without
+/// reading them: for a reader that has already ruled the log out. Checks
+/// the framing only ([`take_topics`] also checks each topic).
+pub fn skip_topics(buf: &mut &[u8]) -> Result<(), &'static str> {
+    let (&byte, rest) = buf.split_first().ok_or("truncated topics byte")?;
+    let count = u32::from(byte & 0x0f);
+    let short = u32::from(byte >> 4);
+    if count > MAX_TOPICS as u32 {
+        return Err("more than 4 topics");
+    }
+    if short >> count != 0 {
+        return Err("short-topic bits beyond the topic count");
+    }
+    let len = 32 * count as usize - SHORT_TOPIC_ZEROS * short.count_ones() as usize;
+    *buf = rest.get(len..).ok_or("truncated topic")?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------- varints
 
 /// Appends `v` as an unsigned LEB128 varint (1 to 19 bytes).
@@ -809,6 +827,24 @@ mod tests {
         let (topics, n) = take_topics(&mut rest).unwrap();
         assert_eq!(&topics[..n], r.receipt.logs()[0].topics());
         assert_eq!(bytes.len() - (at + 21) - rest.len(), 32 + 3 * 20);
+    }
+
+    #[test]
+    fn skip_topics_skips_what_take_topics_reads() {
+        let r = a_receipt_with_short_topics();
+        for log in r.receipt.logs() {
+            let mut out = Vec::new();
+            put_topics(log.topics(), &mut out);
+            out.push(0xAA);
+            let (mut taken, mut skipped) = (&out[..], &out[..]);
+            take_topics(&mut taken).unwrap();
+            skip_topics(&mut skipped).unwrap();
+            assert_eq!(skipped, taken);
+            assert_eq!(skipped, &[0xAA]);
+            assert!(skip_topics(&mut &out[..out.len() - 2]).is_err());
+        }
+        assert!(skip_topics(&mut &[5u8][..]).is_err());
+        assert!(skip_topics(&mut &[1u8 | (0b10 << 4)][..]).is_err());
     }
 
     #[test]
