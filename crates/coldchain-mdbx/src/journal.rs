@@ -24,7 +24,10 @@
 //!      | m entries: index key (33 bytes) ++ tx offset (u32 BE), ascending
 //! ```
 
-use crate::{error::MdbxError, layout::IndexKey};
+use crate::{
+    error::MdbxError,
+    layout::{IndexKey, cmp_hash},
+};
 use alloy::primitives::B256;
 
 /// Format byte of a journal value (kind 6, version 1).
@@ -82,7 +85,7 @@ pub(crate) fn encode(
     }
     let mut sorted: Vec<(B256, u32)> =
         hashes.iter().enumerate().map(|(i, h)| (*h, i as u32)).collect();
-    sorted.sort_unstable();
+    sorted.sort_unstable_by(|a, b| cmp_hash(&a.0, &b.0).then(a.1.cmp(&b.1)));
     for (h, _) in &sorted {
         out.extend_from_slice(h.as_slice());
     }

@@ -189,8 +189,51 @@ pub(crate) const KIND_TOPIC0: u8 = 1;
 /// A log index key without its shard suffix: kind byte and value, as a fixed
 /// array (addresses use the first 20 value bytes) so that it sorts and
 /// compares without allocating.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Ordered as its bytes (the order of the stored keys), compared as two
+/// big-endian `u128`s and a byte: appends sort hundreds of thousands of
+/// keys, and a `memcmp` call per comparison was a tenth of the writer's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct IndexKey([u8; 33]);
+
+impl IndexKey {
+    #[inline]
+    fn words(&self) -> (u128, u128, u8) {
+        let mut a = [0u8; 16];
+        let mut b = [0u8; 16];
+        a.copy_from_slice(&self.0[..16]);
+        b.copy_from_slice(&self.0[16..32]);
+        (u128::from_be_bytes(a), u128::from_be_bytes(b), self.0[32])
+    }
+}
+
+/// The byte order of two hashes, compared as big-endian `u128`s (inline,
+/// unlike the `memcmp` call of the derived order); for large sorts.
+#[inline]
+pub(crate) fn cmp_hash(a: &B256, b: &B256) -> std::cmp::Ordering {
+    let words = |h: &B256| {
+        let mut hi = [0u8; 16];
+        let mut lo = [0u8; 16];
+        hi.copy_from_slice(&h[..16]);
+        lo.copy_from_slice(&h[16..]);
+        (u128::from_be_bytes(hi), u128::from_be_bytes(lo))
+    };
+    words(a).cmp(&words(b))
+}
+
+impl Ord for IndexKey {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.words().cmp(&other.words())
+    }
+}
+
+impl PartialOrd for IndexKey {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl IndexKey {
     pub(crate) fn address(address: &Address) -> Self {
@@ -322,6 +365,47 @@ pub(crate) fn decode_shard(bytes: &[u8]) -> Result<RoaringBitmap, MdbxError> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_key_order_is_byte_order() {
+        // Keys that differ in every region: the kind byte, the first and
+        // second 16 value bytes and the last one, with shared prefixes.
+        let mut keys = Vec::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..400u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut raw = [0u8; 33];
+            raw[0] = (i % 5) as u8;
+            let byte = (x % 3) as u8;
+            let at = [1, 15, 16, 17, 31, 32][(x >> 8) as usize % 6];
+            raw[at..].fill(byte);
+            raw[at] = (x >> 16) as u8;
+            keys.push(IndexKey(raw));
+        }
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(a.cmp(b), a.0.cmp(&b.0), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn hash_order_is_byte_order() {
+        let hashes: Vec<B256> = (0..200u64)
+            .map(|i| {
+                let mut h = B256::repeat_byte((i % 3) as u8);
+                h[(i as usize * 7) % 32] = (i * 37) as u8;
+                h
+            })
+            .collect();
+        for a in &hashes {
+            for b in &hashes {
+                assert_eq!(cmp_hash(a, b), a.cmp(b));
+            }
+        }
+    }
 
     #[test]
     fn index_keys_round_trip_and_sort() {
