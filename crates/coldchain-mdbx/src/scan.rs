@@ -5,8 +5,8 @@
 //! keccaks per log) and allocates every log; a log query needs neither for
 //! the logs it does not return. This reader walks the receipt layout that
 //! `coldchain::codec` documents (format byte `0x32`) and hands out borrowed
-//! logs; only matches are materialized, and [`LogFilter::matches`] has the
-//! last word on each. Any other format byte falls back to the full decode,
+//! logs; only matches are materialized, checked with the filter's own
+//! rules ([`LogFilter::matches_address`], [`LogFilter::matches_topics`]). Any other format byte falls back to the full decode,
 //! and the tests compare both paths on every receipt they store.
 
 use crate::{error::OrCold, layout::IndexKey, logs::Flow};
@@ -123,25 +123,6 @@ fn topics(buf: &mut &[u8]) -> Result<([B256; MAX_TOPICS], usize), CodecError> {
     take_topics(buf).map_err(err)
 }
 
-/// Whether a borrowed log passes the filter's address and topic conditions
-/// (the same rules as [`LogFilter::matches`]).
-fn may_match(filter: &LogFilter, address: &[u8], topics: &[B256]) -> bool {
-    if !filter.addresses.is_empty() && !filter.addresses.iter().any(|a| a.as_slice() == address) {
-        return false;
-    }
-    for (pos, want) in filter.topics.iter().enumerate() {
-        let Some(set) = want else { continue };
-        if set.is_empty() {
-            continue;
-        }
-        match topics.get(pos) {
-            Some(t) if set.contains(t) => {}
-            _ => return false,
-        }
-    }
-    true
-}
-
 /// Emits the logs of one stored receipt that match `filter`, in order.
 pub(crate) fn receipt_logs(
     bytes: &[u8],
@@ -153,9 +134,8 @@ pub(crate) fn receipt_logs(
     };
     let mut b = r.logs;
     for i in 0..r.log_count {
-        let address = take(&mut b, 20).cold()?;
-        if !filter.addresses.is_empty() && !filter.addresses.iter().any(|a| a.as_slice() == address)
-        {
+        let address = Address::from_slice(take(&mut b, 20).cold()?);
+        if !filter.matches_address(&address) {
             // Ruled out by its address: skip the rest of the log unread.
             skip_topics(&mut b).map_err(err).cold()?;
             let len = usize::try_from(varint_u64(&mut b).cold()?).unwrap_or(usize::MAX);
@@ -166,16 +146,13 @@ pub(crate) fn receipt_logs(
         let topics = &topics[..n];
         let len = usize::try_from(varint_u64(&mut b).cold()?).unwrap_or(usize::MAX);
         let data = take(&mut b, len).cold()?;
-        if !may_match(filter, address, topics) {
+        if !filter.matches_topics(topics) {
             continue;
         }
         let log = Log {
-            address: Address::from_slice(address),
+            address,
             data: LogData::new_unchecked(topics.to_vec(), Bytes::copy_from_slice(data)),
         };
-        if !filter.matches(&log) {
-            continue;
-        }
         let rpc = RpcLog {
             inner: log,
             block_hash: Some(r.block_hash),

@@ -502,15 +502,7 @@ fn put_topics(topics: &[B256], out: &mut Vec<u8>) {
 /// it: the topics (the first `count` of the array) and `count`. Shared by
 /// the decoder and by backends that read logs in place.
 pub fn take_topics(buf: &mut &[u8]) -> Result<([B256; MAX_TOPICS], usize), &'static str> {
-    let (&byte, mut rest) = buf.split_first().ok_or("truncated topics byte")?;
-    let count = usize::from(byte & 0x0f);
-    let short = byte >> 4;
-    if count > MAX_TOPICS {
-        return Err("more than 4 topics");
-    }
-    if short >> count != 0 {
-        return Err("short-topic bits beyond the topic count");
-    }
+    let (count, short, mut rest) = topics_byte(buf)?;
     let mut topics = [B256::ZERO; MAX_TOPICS];
     for (i, topic) in topics.iter_mut().enumerate().take(count) {
         let start = if short & (1 << i) != 0 { SHORT_TOPIC_ZEROS } else { 0 };
@@ -529,18 +521,25 @@ pub fn take_topics(buf: &mut &[u8]) -> Result<([B256; MAX_TOPICS], usize), &'sta
 /// reading them: for a reader that has already ruled the log out. Checks
 /// the framing only ([`take_topics`] also checks each topic).
 pub fn skip_topics(buf: &mut &[u8]) -> Result<(), &'static str> {
+    let (count, short, rest) = topics_byte(buf)?;
+    let len = 32 * count - SHORT_TOPIC_ZEROS * short.count_ones() as usize;
+    *buf = rest.get(len..).ok_or("truncated topic")?;
+    Ok(())
+}
+
+/// The topics byte at the front of `buf`: the topic count, the short-topic
+/// bits, and the bytes after it.
+fn topics_byte(buf: &[u8]) -> Result<(usize, u8, &[u8]), &'static str> {
     let (&byte, rest) = buf.split_first().ok_or("truncated topics byte")?;
-    let count = u32::from(byte & 0x0f);
-    let short = u32::from(byte >> 4);
-    if count > MAX_TOPICS as u32 {
+    let count = usize::from(byte & 0x0f);
+    let short = byte >> 4;
+    if count > MAX_TOPICS {
         return Err("more than 4 topics");
     }
     if short >> count != 0 {
         return Err("short-topic bits beyond the topic count");
     }
-    let len = 32 * count as usize - SHORT_TOPIC_ZEROS * short.count_ones() as usize;
-    *buf = rest.get(len..).ok_or("truncated topic")?;
-    Ok(())
+    Ok((count, short, rest))
 }
 
 // ---------------------------------------------------------------- varints

@@ -113,12 +113,7 @@ impl ColdError {
 
     /// `Panicked` with the message of a caught panic's payload.
     pub fn from_panic(op: &'static str, payload: Box<dyn std::any::Any + Send>) -> Self {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".to_owned());
-        Self::Panicked { op, message }
+        Self::Panicked { op, message: panic_message(&*payload) }
     }
 
     /// A short stable name of the error's kind, for metrics labels.
@@ -140,4 +135,13 @@ impl ColdError {
             Self::Backend(_) => "backend",
         }
     }
+}
+
+/// The message of a caught panic's payload (`&str` or `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
 }

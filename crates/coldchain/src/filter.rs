@@ -127,10 +127,17 @@ impl LogFilter {
 
     /// Whether a log matches the address and topic conditions.
     pub fn matches(&self, log: &Log) -> bool {
-        if !self.addresses.is_empty() && !self.addresses.contains(&log.address) {
-            return false;
-        }
-        let topics = log.topics();
+        self.matches_address(&log.address) && self.matches_topics(log.topics())
+    }
+
+    /// Whether a log with this address passes the address condition.
+    pub fn matches_address(&self, address: &Address) -> bool {
+        self.addresses.is_empty() || self.addresses.contains(address)
+    }
+
+    /// Whether a log with these topics passes the topic conditions (for
+    /// readers that check a log before building it).
+    pub fn matches_topics(&self, topics: &[B256]) -> bool {
         for (pos, want) in self.topics.iter().enumerate() {
             let Some(set) = want else { continue };
             if set.is_empty() {

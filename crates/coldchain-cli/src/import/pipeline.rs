@@ -81,7 +81,9 @@ pub fn run_parallel<J, I, F>(
                     // The guard is a temporary: dropped before the work runs.
                     let Ok((job, reply)) = job_rx.lock().recv() else { return };
                     let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(job)))
-                        .unwrap_or_else(|panic| Err(ImportError::Panicked(panic_message(&panic))));
+                        .unwrap_or_else(|panic| {
+                            Err(ImportError::Panicked(coldchain::error::panic_message(&*panic)))
+                        });
                     // The writer may have stopped; then nobody wants it.
                     let _ = reply.send(result);
                 }
@@ -106,14 +108,6 @@ pub fn run_parallel<J, I, F>(
         }
         drop(job_tx);
     });
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
 /// The chunks sent by [`run_parallel`], in job order.

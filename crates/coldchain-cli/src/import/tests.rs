@@ -1069,3 +1069,34 @@ fn check_fast_lines(bytes: &[u8], types: &mut std::collections::BTreeSet<u8>) ->
     }
     n
 }
+
+/// A worker that panics becomes that job's `Panicked` error with the panic's
+/// message (the payload, not the box holding it).
+#[tokio::test]
+async fn a_panicking_worker_reports_its_message() {
+    use super::pipeline::{ordered, run_parallel};
+    use futures::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let producer = tokio::task::spawn_blocking(move || {
+        let jobs = (0..3u32).map(Ok);
+        run_parallel(
+            jobs,
+            2,
+            |n| {
+                assert!(n != 1, "worker gave up on job {n}");
+                Ok(super::pipeline::Chunk::default())
+            },
+            &tx,
+        );
+    });
+    let results: Vec<_> = ordered(rx).collect().await;
+    producer.await.unwrap();
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok() && results[2].is_ok());
+    match &results[1] {
+        Err(ImportError::Panicked(message)) => {
+            assert_eq!(message, "worker gave up on job 1");
+        }
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+}
