@@ -482,19 +482,51 @@ fn decode_receipt_inner(
 /// Bytes of a topic that a short topic leaves out (they are zero).
 const SHORT_TOPIC_ZEROS: usize = 12;
 
+/// Whether a topic starts with 12 zero bytes (an address, or a small
+/// number) and so is stored short, as its last 20 bytes.
+#[inline]
+fn is_short(topic: &B256) -> bool {
+    topic[..SHORT_TOPIC_ZEROS] == [0; SHORT_TOPIC_ZEROS]
+}
+
+/// The stored form of a topic: its last 20 bytes when its first 12 are zero,
+/// else all 32. Every topic has exactly one stored form, so backends that
+/// store topics as separate values (PostgreSQL columns) compare the stored
+/// forms of filter topics directly; [`expand_topic`] is the inverse.
+#[inline]
+pub fn compact_topic(topic: &B256) -> &[u8] {
+    if is_short(topic) { &topic[SHORT_TOPIC_ZEROS..] } else { topic.as_slice() }
+}
+
+/// The topic whose stored form ([`compact_topic`]) is `bytes`; `None` for
+/// any other length, or for 32 bytes that should have been stored short.
+pub fn expand_topic(bytes: &[u8]) -> Option<B256> {
+    let mut topic = B256::ZERO;
+    match bytes.len() {
+        20 => topic[SHORT_TOPIC_ZEROS..].copy_from_slice(bytes),
+        32 => {
+            topic.copy_from_slice(bytes);
+            if is_short(&topic) {
+                return None;
+            }
+        }
+        _ => return None,
+    }
+    Some(topic)
+}
+
 /// Appends a log's topics byte and topics (see the module docs). At most
 /// [`MAX_TOPICS`] topics: the caller checks.
 fn put_topics(topics: &[B256], out: &mut Vec<u8>) {
     let mut byte = topics.len() as u8;
     for (i, topic) in topics.iter().enumerate() {
-        if topic[..SHORT_TOPIC_ZEROS] == [0; SHORT_TOPIC_ZEROS] {
+        if is_short(topic) {
             byte |= 0x10 << i;
         }
     }
     out.push(byte);
-    for (i, topic) in topics.iter().enumerate() {
-        let start = if byte & (0x10 << i) != 0 { SHORT_TOPIC_ZEROS } else { 0 };
-        out.extend_from_slice(&topic[start..]);
+    for topic in topics {
+        out.extend_from_slice(compact_topic(topic));
     }
 }
 
@@ -508,7 +540,7 @@ pub fn take_topics(buf: &mut &[u8]) -> Result<([B256; MAX_TOPICS], usize), &'sta
         let start = if short & (1 << i) != 0 { SHORT_TOPIC_ZEROS } else { 0 };
         let (bytes, tail) = rest.split_at_checked(32 - start).ok_or("truncated topic")?;
         topic[start..].copy_from_slice(bytes);
-        if start == 0 && topic[..SHORT_TOPIC_ZEROS] == [0; SHORT_TOPIC_ZEROS] {
+        if start == 0 && is_short(topic) {
             return Err("a topic with 12 leading zero bytes stored in 32 bytes");
         }
         rest = tail;
@@ -826,6 +858,22 @@ mod tests {
         let (topics, n) = take_topics(&mut rest).unwrap();
         assert_eq!(&topics[..n], r.receipt.logs()[0].topics());
         assert_eq!(bytes.len() - (at + 21) - rest.len(), 32 + 3 * 20);
+    }
+
+    #[test]
+    fn compact_topics_expand_back_and_have_one_form() {
+        let mut short = B256::ZERO;
+        short[12..].copy_from_slice(&[0xab; 20]);
+        let long = B256::repeat_byte(0x11);
+        for t in [short, long, B256::ZERO] {
+            assert_eq!(expand_topic(compact_topic(&t)), Some(t));
+        }
+        assert_eq!(compact_topic(&short).len(), 20);
+        assert_eq!(compact_topic(&long).len(), 32);
+        // A short topic written long, or any other length, is not a stored form.
+        assert_eq!(expand_topic(short.as_slice()), None);
+        assert_eq!(expand_topic(&[1; 19]), None);
+        assert_eq!(expand_topic(&[]), None);
     }
 
     #[test]

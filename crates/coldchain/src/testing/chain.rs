@@ -56,9 +56,15 @@ pub fn test_address(i: u64) -> Address {
     Address::left_padding_from(&(0xC0DE_0000 + i).to_be_bytes())
 }
 
-/// A small pool of topics.
+/// A small pool of topics: even ones start with 12 zero bytes (as an
+/// address in a topic does, which stores keep in 20 bytes), odd ones do not
+/// (as an event signature).
 pub fn test_topic(i: u64) -> B256 {
-    B256::left_padding_from(&(0x7091_C000 + i).to_be_bytes())
+    let mut topic = B256::left_padding_from(&(0x7091_C000 + i).to_be_bytes());
+    if i % 2 == 1 {
+        topic[0] = 0x5e;
+    }
+    topic
 }
 
 /// Shape of a generated chain.
