@@ -569,7 +569,10 @@ impl LogQuery {
             .topics
             .iter()
             .take(codec::MAX_TOPICS)
-            .map(|t| distinct(t.iter().flatten().map(|v| v.to_vec()).collect()))
+            // Topic columns hold each topic's stored form (see `crate::schema`).
+            .map(|t| {
+                distinct(t.iter().flatten().map(|v| codec::compact_topic(v).to_vec()).collect())
+            })
             .collect();
         let mut conds = Vec::new();
         let mut equal = |column: &str, values: Vec<Vec<u8>>| -> Option<String> {

@@ -277,7 +277,7 @@ fn encode_logs(blocks: &[BlockData]) -> ColdResult<CopyPayload> {
                 lw.i32(tx_index);
                 lw.bytes(log.address.as_slice())?;
                 for i in 0..codec::MAX_TOPICS {
-                    lw.opt_bytes(topics.get(i).map(|t| t.as_slice()))?;
+                    lw.opt_bytes(topics.get(i).map(codec::compact_topic))?;
                 }
                 lw.bytes(&log.data.data)?;
                 lw.bytes(tx_hash.as_slice())?;
@@ -460,7 +460,9 @@ pub(crate) fn log_at(row: &tokio_postgres::Row, first: usize) -> ColdResult<Log>
     let mut topics = Vec::with_capacity(4);
     for i in 0..codec::MAX_TOPICS {
         match col::<Option<&[u8]>>(row, first + 1 + i)? {
-            Some(t) => topics.push(b256(t)?),
+            Some(t) => topics.push(codec::expand_topic(t).ok_or_else(|| {
+                corrupt(format!("a topic column holds {} bytes that are no stored topic", t.len()))
+            })?),
             None => break,
         }
     }

@@ -59,3 +59,67 @@ async fn unreachable_server_is_a_clear_error() {
     let err = PostgresBackend::open("not a url", PgOptions::default()).await.unwrap_err();
     assert!(matches!(err, PgError::Url(_)), "{err:?}");
 }
+
+/// A database written by schema version 1 (every topic in 32 bytes) is
+/// migrated to version 2 (topics in their stored form) on open, and reads
+/// and topic filters then answer as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_1_topics_are_migrated_to_their_stored_form() {
+    use coldchain::{
+        ColdRead, ColdWrite, HeaderSpec, LogFilter, testing::fixtures::mainnet_jsonrpc_blocks,
+    };
+    if !server_available("version_1_topics_are_migrated_to_their_stored_form").await {
+        return;
+    }
+    let db = TestDb::create().await;
+    let block = mainnet_jsonrpc_blocks().into_iter().next().unwrap();
+    let mut store = db.open().await;
+    store.append_blocks(vec![block.clone()], common::dl()).await.unwrap();
+    let want = store.block_receipts(HeaderSpec::Number(block.number()), common::dl()).await;
+    let want = want.unwrap().unwrap();
+    drop(store);
+
+    // Back to what version 1 wrote: every topic padded to 32 bytes.
+    let client = db.client().await;
+    let short: i64 = client
+        .query_one(
+            "SELECT count(*) FROM coldchain.logs WHERE length(topic1) = 20 OR length(topic2) = 20",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(short > 0, "the fixture block has Transfer logs with address topics");
+    let mut pad = String::new();
+    for i in 0..4 {
+        pad += &format!(
+            "UPDATE coldchain.logs SET topic{i} = '\\x000000000000000000000000'::bytea || topic{i} \
+             WHERE length(topic{i}) = 20;"
+        );
+    }
+    client.batch_execute(&pad).await.unwrap();
+    client.execute("DELETE FROM coldchain.schema_version WHERE version >= 2", &[]).await.unwrap();
+
+    let store = db.open().await;
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM coldchain.logs WHERE length(topic1) = 20 OR length(topic2) = 20",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, short, "the migration stores address topics in 20 bytes again");
+    let got = store.block_receipts(HeaderSpec::Number(block.number()), common::dl()).await;
+    assert_eq!(got.unwrap().unwrap(), want);
+    // A filter on an address topic finds exactly the logs that carry it.
+    let logs: Vec<_> = want.iter().flat_map(|r| r.rpc_logs()).collect();
+    let topic = logs
+        .iter()
+        .find_map(|l| l.inner.topics().get(2).copied().filter(|t| t[..12] == [0; 12]))
+        .unwrap();
+    let expected: Vec<_> =
+        logs.iter().filter(|l| l.inner.topics().get(2) == Some(&topic)).cloned().collect();
+    let f = LogFilter::range(block.number(), block.number()).topic(2, vec![topic]);
+    assert_eq!(store.get_logs(&f, usize::MAX, common::dl()).await.unwrap(), expected);
+}
