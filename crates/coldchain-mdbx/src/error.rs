@@ -54,6 +54,9 @@ pub enum MdbxError {
         /// The version this build reads.
         supported: u32,
     },
+    /// An option of [`crate::MdbxOptions`] is out of range.
+    #[error("invalid MDBX options: {0}")]
+    Options(String),
     /// An MDBX call failed.
     #[error("mdbx: {0}")]
     Mdbx(#[from] signet_libmdbx::MdbxError),

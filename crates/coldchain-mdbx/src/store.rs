@@ -7,7 +7,7 @@ use crate::{
 };
 use signet_libmdbx::{
     Database, DatabaseFlags, Environment, EnvironmentFlags, Geometry, Mode, SyncMode as RawSync,
-    WriteFlags,
+    WriteFlags, sys::PageSize,
 };
 use std::{
     borrow::Cow,
@@ -45,6 +45,12 @@ pub struct MdbxOptions {
     /// Growth step of the data file, in bytes (default 16 MiB: the file
     /// exceeds the data by less than that).
     pub growth_step: usize,
+    /// Page size of a new store, in bytes: a power of two from 4,096 to
+    /// 65,536 (default 8,192). An existing store keeps the page size it was
+    /// created with. Receipts average ~500 bytes, so a page ends with part
+    /// of one left unused: on W1, 8 KiB pages take 3% less space than 4 KiB
+    /// at the same speed.
+    pub page_size: usize,
     /// Most concurrent read transactions (default 256): at least the
     /// handle's read and stream permits, plus headroom.
     pub max_readers: u64,
@@ -66,6 +72,7 @@ impl Default for MdbxOptions {
             sync: SyncMode::Durable,
             max_size: 4 << 40,
             growth_step: 16 << 20,
+            page_size: 8192,
             max_readers: 256,
             read_threads: std::thread::available_parallelism().map_or(4, |n| 4 * n.get()).max(4),
             journal_keep: JOURNAL_KEEP,
@@ -157,6 +164,12 @@ impl Store {
             SyncMode::NoMetaSync => RawSync::NoMetaSync,
             SyncMode::SafeNoSync => RawSync::SafeNoSync,
         };
+        if !options.page_size.is_power_of_two() || !(4096..=65536).contains(&options.page_size) {
+            return Err(MdbxError::Options(format!(
+                "page size {} is not a power of two from 4096 to 65536",
+                options.page_size
+            )));
+        }
         let growth = isize::try_from(options.growth_step).unwrap_or(isize::MAX);
         let env = Environment::builder()
             .set_max_dbs(table::ALL.len() + 2)
@@ -169,7 +182,7 @@ impl Store {
                 size: Some(0..options.max_size),
                 growth_step: Some(growth),
                 shrink_threshold: Some(growth.saturating_mul(4)),
-                page_size: None,
+                page_size: Some(PageSize::Set(options.page_size)),
             })
             .open(&path)
             .map_err(|e| match e {

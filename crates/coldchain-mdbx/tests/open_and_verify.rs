@@ -88,6 +88,27 @@ fn open_refuses_other_format_versions() {
     MdbxBackend::open(dir.path(), MdbxOptions::for_tests()).unwrap();
 }
 
+#[test]
+fn page_size_is_chosen_at_creation_and_kept() {
+    for bad in [0, 1000, 2048, 131_072] {
+        let dir = TempDir::new().unwrap();
+        let options = MdbxOptions { page_size: bad, ..MdbxOptions::for_tests() };
+        let err = MdbxBackend::open(dir.path(), options).unwrap_err();
+        assert!(matches!(err, MdbxError::Options(_)), "{bad}: {err}");
+        assert!(err.to_string().contains("page size"), "{err}");
+    }
+    let dir = TempDir::new().unwrap();
+    let created = MdbxBackend::open(dir.path(), MdbxOptions::for_tests()).unwrap();
+    assert_eq!(created.disk_usage().unwrap().page_size, 8192);
+    drop(created);
+    let dir = TempDir::new().unwrap();
+    let small = MdbxOptions { page_size: 4096, ..MdbxOptions::for_tests() };
+    drop(MdbxBackend::open(dir.path(), small).unwrap());
+    // Reopened with the default, the store keeps the page size it has.
+    let reopened = MdbxBackend::open(dir.path(), MdbxOptions::for_tests()).unwrap();
+    assert_eq!(reopened.disk_usage().unwrap().page_size, 4096);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_deadlines_are_timeouts_and_write_nothing() {
     let dir = TempDir::new().unwrap();
