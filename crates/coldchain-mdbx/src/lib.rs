@@ -35,7 +35,8 @@
 //!   blocking thread, waiting for room up to its deadline and stopping when
 //!   the receiver is gone.
 //! - The data file grows as needed in steps of
-//!   [`MdbxOptions::growth_step`], up to [`MdbxOptions::max_size`].
+//!   [`MdbxOptions::growth_step`], up to [`MdbxOptions::max_size`]. New
+//!   stores use 8 KiB pages ([`MdbxOptions::page_size`]).
 //!
 //! # Tables and keys
 //!

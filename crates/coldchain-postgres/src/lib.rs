@@ -44,7 +44,8 @@
 //! See [`schema`] for the tables and the reasoning behind each index and
 //! [`rows`] for the stored values. In short: one row per block (header
 //! value), per transaction (transaction value + 10-byte compact receipt
-//! row), and per log (address, topics, data, transaction hash), with
+//! row), and per log (address, topics in their stored form — 20 bytes for
+//! an address topic — data, transaction hash), with
 //! B-trees on `(address, block)` and `(topic0, block)`, one GIN index over
 //! topics 1–3, and deduplicated B-trees on block numbers. Migrations are
 //! embedded and applied on [`PostgresBackend::open`]; a database with a

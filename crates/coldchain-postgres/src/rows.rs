@@ -26,7 +26,8 @@
 //!   indexes, and are stored once.
 //! - `logs`: one row per log with its block-wide index, its transaction's
 //!   index and hash (so a log query needs no join per log), address, topics
-//!   (NULL where absent) and data.
+//!   (NULL where absent; each in its stored form,
+//!   [`coldchain::codec::compact_topic`]) and data.
 
 use alloy::{
     consensus::{
