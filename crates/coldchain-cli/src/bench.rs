@@ -8,7 +8,8 @@
 //! Order of work: I1 appends the first blocks one per write, I2 the rest 100
 //! per write; then the queries Q1–Q4 and Q6 on the full chain, Q5 (Q4 while
 //! appending a block every 100 ms past the chain), and R1 (truncate or drain
-//! the last 64 blocks, then append them back). Nothing here asserts a time.
+//! the last 64 blocks, then append them back). Ingest starts after a `sync`
+//! of the machine's dirty pages. Nothing here asserts a time.
 
 use crate::store::{OnBackend, StoreSpec, disk_usage, run_on};
 use alloy::primitives::{B256, BlockNumber};
@@ -224,7 +225,8 @@ impl OnBackend for Bench {
         };
         let has = |op| args.ops.contains(&op);
 
-        // Ingest: I1 then I2.
+        // Ingest: I1 then I2, after the writeback of earlier files.
+        flush_page_cache().await;
         let i1_blocks = if has(Op::I1) { (args.blocks / 5).min(1_000) } else { 0 };
         eprintln!(
             "bench: generating and appending {} W1 blocks ({} one per write)",
@@ -291,6 +293,24 @@ impl OnBackend for Bench {
 }
 
 type Shared<T> = parking_lot::Mutex<T>;
+
+/// Writes back the machine's dirty pages (`sync`) before ingest is timed:
+/// the writeback of files from an earlier run (a deleted store, an export)
+/// competes with the store's commits and made I2 vary by up to 3x between
+/// runs of one build. Best effort: without a `sync` program the bench says
+/// so and goes on.
+async fn flush_page_cache() {
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(|| std::process::Command::new("sync").status()).await;
+    match status {
+        Ok(Ok(s)) if s.success() => {
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "bench: sync done");
+        }
+        Ok(Ok(s)) => eprintln!("bench: `sync` exited with {s}; ingest figures may be skewed"),
+        Ok(Err(e)) => eprintln!("bench: cannot run `sync` ({e}); ingest figures may be skewed"),
+        Err(e) => eprintln!("bench: `sync` did not finish ({e}); ingest figures may be skewed"),
+    }
+}
 
 async fn ingest<B: ColdBackend>(
     handle: &ColdStorage<B>,
