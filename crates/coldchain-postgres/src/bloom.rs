@@ -7,7 +7,7 @@
 //! bloom bits are cached (direct-mapped, keyed by the full input, verified
 //! on every hit). The result is bit for bit [`alloy::primitives::logs_bloom`].
 
-use alloy::primitives::{Bloom, BloomInput, Log};
+use alloy::primitives::{Bloom, BloomInput, Log, keccak256};
 use std::cell::RefCell;
 
 const SLOTS: usize = 8192;
@@ -16,11 +16,11 @@ const SLOTS: usize = 8192;
 struct Slot {
     len: u8,
     key: [u8; 32],
-    n: u8,
+    /// The input's three bloom bits: (byte index, mask); two may share a byte.
     bits: [(u8, u8); 3],
 }
 
-const EMPTY: Slot = Slot { len: 0, key: [0; 32], n: 0, bits: [(0, 0); 3] };
+const EMPTY: Slot = Slot { len: 0, key: [0; 32], bits: [(0, 0); 3] };
 
 thread_local! {
     static CACHE: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
@@ -38,6 +38,19 @@ fn slot_of(input: &[u8]) -> usize {
     (h as usize) & (SLOTS - 1)
 }
 
+/// The three bloom bits of an input, as [`Bloom::m3_2048`] sets them: each
+/// of the first three big-endian byte pairs of its keccak is an 11-bit
+/// index, counted from the bloom's last bit.
+fn bits_of(input: &[u8]) -> [(u8, u8); 3] {
+    let hash = keccak256(input);
+    let mut bits = [(0u8, 0u8); 3];
+    for (k, bit) in bits.iter_mut().enumerate() {
+        let index = ((usize::from(hash[2 * k]) << 8) | usize::from(hash[2 * k + 1])) & 0x7ff;
+        *bit = ((255 - index / 8) as u8, 1 << (index % 8));
+    }
+    bits
+}
+
 fn accrue(bloom: &mut Bloom, cache: &mut [Slot], input: &[u8]) {
     if input.len() > 32 || cache.len() != SLOTS {
         bloom.accrue(BloomInput::Raw(input));
@@ -45,21 +58,13 @@ fn accrue(bloom: &mut Bloom, cache: &mut [Slot], input: &[u8]) {
     }
     let slot = &mut cache[slot_of(input)];
     if usize::from(slot.len) != input.len() || slot.key[..input.len()] != *input {
-        let mut one = Bloom::ZERO;
-        one.accrue(BloomInput::Raw(input));
-        let mut s = Slot { len: input.len() as u8, ..EMPTY };
+        let mut s = Slot { len: input.len() as u8, bits: bits_of(input), ..EMPTY };
         s.key[..input.len()].copy_from_slice(input);
-        for (i, byte) in one.as_slice().iter().enumerate() {
-            if *byte != 0 && usize::from(s.n) < 3 {
-                s.bits[usize::from(s.n)] = (i as u8, *byte);
-                s.n += 1;
-            }
-        }
         *slot = s;
     }
     let bytes = bloom.as_mut_slice();
-    for (i, mask) in &slot.bits[..usize::from(slot.n)] {
-        bytes[usize::from(*i)] |= mask;
+    for (i, mask) in slot.bits {
+        bytes[usize::from(i)] |= mask;
     }
 }
 
@@ -86,6 +91,19 @@ pub(crate) fn logs_bloom(logs: &[Log]) -> Bloom {
 mod tests {
     use super::*;
     use coldchain::testing::{fixtures, test_chain};
+
+    #[test]
+    fn bits_are_those_alloy_sets() {
+        for input in [&b""[..], b"a", &[0xab; 20], &[0x5e; 32]] {
+            let mut ours = Bloom::ZERO;
+            for (i, mask) in bits_of(input) {
+                ours[usize::from(i)] |= mask;
+            }
+            let mut theirs = Bloom::ZERO;
+            theirs.m3_2048(input);
+            assert_eq!(ours, theirs);
+        }
+    }
 
     #[test]
     fn equals_alloy_logs_bloom() {
