@@ -37,7 +37,10 @@
 //! indexes on topics need no change. On W1 that is 24 bytes less per log
 //! row, and the GIN index's entries shrink alike. The migration rewrites
 //! the topics of existing rows in place (one pass over `logs`; its old row
-//! versions are reclaimed by the next VACUUM).
+//! versions are reclaimed by the next VACUUM). Stop the servers of schema
+//! version 1 before a newer one opens the database: a running server does
+//! not re-read the schema version, and would go on writing and querying
+//! topics in 32 bytes.
 //!
 //! Why these indexes: a log filter's cost must follow its matches. An
 //! address or an event signature has few distinct values and is queried
