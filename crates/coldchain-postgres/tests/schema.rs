@@ -81,14 +81,7 @@ async fn version_1_topics_are_migrated_to_their_stored_form() {
 
     // Back to what version 1 wrote: every topic padded to 32 bytes.
     let client = db.client().await;
-    let short: i64 = client
-        .query_one(
-            "SELECT count(*) FROM coldchain.logs WHERE length(topic1) = 20 OR length(topic2) = 20",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let short = short_topic_rows(&client).await;
     assert!(short > 0, "the fixture block has Transfer logs with address topics");
     let mut pad = String::new();
     for i in 0..4 {
@@ -99,17 +92,14 @@ async fn version_1_topics_are_migrated_to_their_stored_form() {
     }
     client.batch_execute(&pad).await.unwrap();
     client.execute("DELETE FROM coldchain.schema_version WHERE version >= 2", &[]).await.unwrap();
+    assert_eq!(short_topic_rows(&client).await, 0);
 
     let store = db.open().await;
-    let left: i64 = client
-        .query_one(
-            "SELECT count(*) FROM coldchain.logs WHERE length(topic1) = 20 OR length(topic2) = 20",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(left, short, "the migration stores address topics in 20 bytes again");
+    assert_eq!(
+        short_topic_rows(&client).await,
+        short,
+        "the migration stores address topics in 20 bytes again"
+    );
     let got = store.block_receipts(HeaderSpec::Number(block.number()), common::dl()).await;
     assert_eq!(got.unwrap().unwrap(), want);
     // A filter on an address topic finds exactly the logs that carry it.
@@ -122,4 +112,16 @@ async fn version_1_topics_are_migrated_to_their_stored_form() {
         logs.iter().filter(|l| l.inner.topics().get(2) == Some(&topic)).cloned().collect();
     let f = LogFilter::range(block.number(), block.number()).topic(2, vec![topic]);
     assert_eq!(store.get_logs(&f, usize::MAX, common::dl()).await.unwrap(), expected);
+}
+
+/// Log rows whose topic1 or topic2 is stored in 20 bytes.
+async fn short_topic_rows(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM coldchain.logs WHERE length(topic1) = 20 OR length(topic2) = 20",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
