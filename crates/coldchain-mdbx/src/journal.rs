@@ -26,7 +26,7 @@
 
 use crate::{
     error::MdbxError,
-    layout::{IndexKey, cmp_hash},
+    layout::{IndexKey, sort_by_hash},
 };
 use alloy::primitives::B256;
 
@@ -85,7 +85,7 @@ pub(crate) fn encode(
     }
     let mut sorted: Vec<(B256, u32)> =
         hashes.iter().enumerate().map(|(i, h)| (*h, i as u32)).collect();
-    sorted.sort_unstable_by(|a, b| cmp_hash(&a.0, &b.0).then(a.1.cmp(&b.1)));
+    sort_by_hash(&mut sorted);
     for (h, _) in &sorted {
         out.extend_from_slice(h.as_slice());
     }

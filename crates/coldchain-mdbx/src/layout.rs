@@ -221,6 +221,11 @@ pub(crate) fn cmp_hash(a: &B256, b: &B256) -> std::cmp::Ordering {
     words(a).cmp(&words(b))
 }
 
+/// Sorts `(hash, n)` pairs by hash, then `n`, with [`cmp_hash`].
+pub(crate) fn sort_by_hash<T: Ord>(pairs: &mut [(B256, T)]) {
+    pairs.sort_unstable_by(|a, b| cmp_hash(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
+}
+
 impl Ord for IndexKey {
     #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {

@@ -5,9 +5,10 @@
 //! keccaks per log) and allocates every log; a log query needs neither for
 //! the logs it does not return. This reader walks the receipt layout that
 //! `coldchain::codec` documents (format byte `0x32`) and hands out borrowed
-//! logs; only matches are materialized, checked with the filter's own
-//! rules ([`LogFilter::matches_address`], [`LogFilter::matches_topics`]). Any other format byte falls back to the full decode,
-//! and the tests compare both paths on every receipt they store.
+//! logs; only matches are materialized, checked with the filter's own rules
+//! ([`LogFilter::matches_address`], [`LogFilter::matches_topics`]). Any
+//! other format byte falls back to the full decode, and the tests compare
+//! both paths on every receipt they store.
 
 use crate::{error::OrCold, layout::IndexKey, logs::Flow};
 use alloy::primitives::{Address, B256, Bytes, Log, LogData};

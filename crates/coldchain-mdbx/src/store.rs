@@ -49,7 +49,8 @@ pub struct MdbxOptions {
     /// 65,536 (default 8,192). An existing store keeps the page size it was
     /// created with. Receipts average ~500 bytes, so a page ends with part
     /// of one left unused: on W1, 8 KiB pages take 3% less space than 4 KiB
-    /// at the same speed.
+    /// (bulk appends a little faster, one-block durable appends a little
+    /// slower; see docs/BENCHMARKS.md).
     pub page_size: usize,
     /// Most concurrent read transactions (default 256): at least the
     /// handle's read and stream permits, plus headroom.
@@ -129,6 +130,13 @@ const LOCK_FILE: &str = "mdbx.lck";
 impl Store {
     /// Opens (or creates) the store at `path`.
     pub(crate) fn open(path: &Path, options: &MdbxOptions) -> Result<Arc<Self>, MdbxError> {
+        // Options first: bad ones leave the file system untouched.
+        if !options.page_size.is_power_of_two() || !(4096..=65536).contains(&options.page_size) {
+            return Err(MdbxError::Options(format!(
+                "page size {} is not a power of two from 4096 to 65536",
+                options.page_size
+            )));
+        }
         let path = path.to_path_buf();
         let not_writable = |source| MdbxError::NotWritable { path: path.clone(), source };
         let foreign = |reason: String| MdbxError::ForeignFormat { path: path.clone(), reason };
@@ -164,12 +172,6 @@ impl Store {
             SyncMode::NoMetaSync => RawSync::NoMetaSync,
             SyncMode::SafeNoSync => RawSync::SafeNoSync,
         };
-        if !options.page_size.is_power_of_two() || !(4096..=65536).contains(&options.page_size) {
-            return Err(MdbxError::Options(format!(
-                "page size {} is not a power of two from 4096 to 65536",
-                options.page_size
-            )));
-        }
         let growth = isize::try_from(options.growth_step).unwrap_or(isize::MAX);
         let env = Environment::builder()
             .set_max_dbs(table::ALL.len() + 2)

@@ -4,8 +4,8 @@ use crate::{
     error::{MdbxError, OrCold},
     journal::{self, Journal},
     layout::{
-        BlockTxs, IndexKey, SHARD_MAX_ENTRIES, be, cmp_hash, decode_shard, encode_bloom_bits,
-        encode_shard, hash_key, read_be, take_bloom_bits,
+        BlockTxs, IndexKey, SHARD_MAX_ENTRIES, be, decode_shard, encode_bloom_bits, encode_shard,
+        hash_key, read_be, sort_by_hash, take_bloom_bits,
     },
     read::{View, header_hash},
     scan,
@@ -181,7 +181,7 @@ fn merge_journal(txn: &Tx<Rw>, store: &Store, count: u64, deadline: &Deadline) -
         }
     }
     deadline.check()?;
-    hashes.sort_unstable_by(|a, b| cmp_hash(&a.0, &b.0).then(a.1.cmp(&b.1)));
+    sort_by_hash(&mut hashes);
     {
         let mut cursor = txn.cursor(t.tx_hashes).cold()?;
         // Sorted duplicates under the hash prefix; a lookup checks each
@@ -492,7 +492,7 @@ pub(crate) fn truncate(
         keys.sort_unstable();
         keys.dedup();
         index_truncate(&txn, t.log_index, &keys, cut_tx, deadline)?;
-        tx_hashes.sort_unstable_by(|a, b| cmp_hash(&a.0, &b.0).then(a.1.cmp(&b.1)));
+        sort_by_hash(&mut tx_hashes);
         for (hash, tx) in &tx_hashes {
             txn.del(t.tx_hashes, hash_key(hash), Some(&be(*tx))).cold()?;
         }

@@ -92,10 +92,12 @@ fn open_refuses_other_format_versions() {
 fn page_size_is_chosen_at_creation_and_kept() {
     for bad in [0, 1000, 2048, 131_072] {
         let dir = TempDir::new().unwrap();
+        let path = dir.path().join("store");
         let options = MdbxOptions { page_size: bad, ..MdbxOptions::for_tests() };
-        let err = MdbxBackend::open(dir.path(), options).unwrap_err();
+        let err = MdbxBackend::open(&path, options).unwrap_err();
         assert!(matches!(err, MdbxError::Options(_)), "{bad}: {err}");
         assert!(err.to_string().contains("page size"), "{err}");
+        assert!(!path.exists(), "bad options create nothing");
     }
     let dir = TempDir::new().unwrap();
     let created = MdbxBackend::open(dir.path(), MdbxOptions::for_tests()).unwrap();

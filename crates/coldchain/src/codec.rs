@@ -537,12 +537,10 @@ pub fn take_topics(buf: &mut &[u8]) -> Result<([B256; MAX_TOPICS], usize), &'sta
     let (count, short, mut rest) = topics_byte(buf)?;
     let mut topics = [B256::ZERO; MAX_TOPICS];
     for (i, topic) in topics.iter_mut().enumerate().take(count) {
-        let start = if short & (1 << i) != 0 { SHORT_TOPIC_ZEROS } else { 0 };
-        let (bytes, tail) = rest.split_at_checked(32 - start).ok_or("truncated topic")?;
-        topic[start..].copy_from_slice(bytes);
-        if start == 0 && is_short(topic) {
-            return Err("a topic with 12 leading zero bytes stored in 32 bytes");
-        }
+        let len = if short & (1 << i) != 0 { 32 - SHORT_TOPIC_ZEROS } else { 32 };
+        let (bytes, tail) = rest.split_at_checked(len).ok_or("truncated topic")?;
+        *topic =
+            expand_topic(bytes).ok_or("a topic with 12 leading zero bytes stored in 32 bytes")?;
         rest = tail;
     }
     *buf = rest;
