@@ -297,20 +297,20 @@ impl<'t, K: TransactionKind> View<'t, K> {
         &self,
         table: signet_libmdbx::Database,
         bt: BlockTxs,
-        mut f: impl FnMut(&[u8]) -> ColdResult<()>,
+        mut f: impl FnMut(Cow<'t, [u8]>) -> ColdResult<()>,
     ) -> ColdResult<()> {
         if bt.count == 0 {
             return Ok(());
         }
         let mut cursor = self.txn.cursor(table).cold()?;
-        let mut item = cursor.set_key::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&be(bt.first)).cold()?;
+        let mut item = cursor.set_key::<Cow<'t, [u8]>, Cow<'t, [u8]>>(&be(bt.first)).cold()?;
         let mut expected = bt.first;
         while expected < bt.end() {
             let Some((key, value)) = item.take() else { break };
             if read_be(&key, "tx key").cold()? != expected {
                 break;
             }
-            f(&value)?;
+            f(value)?;
             expected += 1;
             if expected < bt.end() {
                 item = cursor.next().cold()?;
@@ -336,7 +336,7 @@ impl<'t, K: TransactionKind> View<'t, K> {
         let Some(bt) = self.block_txs(block)? else { return Ok(None) };
         let mut out = Vec::with_capacity(bt.count as usize);
         self.range_values(self.t.transactions, bt, |v| {
-            out.push(codec::decode_tx(v).cold()?);
+            out.push(codec::decode_tx(&v).cold()?);
             Ok(())
         })?;
         Ok(Some(out))
@@ -349,15 +349,20 @@ impl<'t, K: TransactionKind> View<'t, K> {
     ) -> ColdResult<Option<Vec<StoredReceipt>>> {
         let Some(block) = self.block_number(spec)? else { return Ok(None) };
         let Some(bt) = self.block_txs(block)? else { return Ok(None) };
-        // The values are copied into one buffer that the logs' data then
-        // slices: one allocation for the block instead of one per log.
-        let mut buffer = Vec::new();
-        let mut ends = Vec::with_capacity(bt.count as usize);
+        // The values are copied into one buffer, sized first, that the logs'
+        // data then slices: one allocation for the block instead of one per
+        // log.
+        let mut values = Vec::with_capacity(bt.count as usize);
         self.range_values(self.t.receipts, bt, |v| {
-            buffer.extend_from_slice(v);
-            ends.push(buffer.len());
+            values.push(v);
             Ok(())
         })?;
+        let mut buffer = Vec::with_capacity(values.iter().map(|v| v.len()).sum());
+        let mut ends = Vec::with_capacity(values.len());
+        for v in values {
+            buffer.extend_from_slice(&v);
+            ends.push(buffer.len());
+        }
         let buffer = Bytes::from(buffer);
         let blooms = self.receipt_blooms(block)?;
         let mut rest: &[u8] = &blooms;
