@@ -40,8 +40,8 @@
 //!   records equals the file's Accumulator record, and the file name's hash
 //!   part and epoch agree with it.
 //!
-//! Only then a second pass decodes bodies and receipts on one worker thread
-//! per core: the ommers hash of the header is checked against the body's
+//! Only then a second pass decodes bodies and receipts on worker threads
+//! (one per core but one, see [`default_workers`]): the ommers hash of the header is checked against the body's
 //! ommers, senders are recovered from the signatures (k256), and
 //! [`verify_block`] checks transaction hashes, the transactions and receipts
 //! roots, blooms and gas. `--checksums LIST` also checks each file's
@@ -120,7 +120,7 @@ pub struct Era1ImportArgs {
     /// Blocks per write.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
-    /// Threads that decode, recover senders and verify (default: one per core).
+    /// Threads that decode, recover senders and verify (default: one per core but one, at least one).
     #[arg(long)]
     pub workers: Option<usize>,
     /// A published checksum list (`sha256  file-name` per line): every file
