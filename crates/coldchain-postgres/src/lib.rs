@@ -108,7 +108,6 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-mod bloom;
 mod conn;
 pub mod error;
 mod notify;

@@ -299,7 +299,7 @@ pub(crate) fn encode_receipt_row(
         .as_receipt()
         .map(|r| r.status)
         .ok_or_else(|| ColdError::Codec(CodecError("unsupported receipt envelope".into())))?;
-    let explicit_bloom = crate::bloom::logs_bloom(receipt.logs()) != *receipt.logs_bloom();
+    let explicit_bloom = coldchain::bloom::logs_bloom(receipt.logs()) != *receipt.logs_bloom();
     let mut flags = 0u8;
     match status {
         Eip658Value::Eip658(true) => flags |= FLAG_SUCCESS,
@@ -400,7 +400,7 @@ pub(crate) fn stored_receipt(
         TxKind::Call(_) => None,
     };
     let blob_gas_used = envelope.blob_gas_used();
-    let logs_bloom = row.bloom.unwrap_or_else(|| crate::bloom::logs_bloom(&logs));
+    let logs_bloom = row.bloom.unwrap_or_else(|| coldchain::bloom::logs_bloom(&logs));
     let receipt = ReceiptEnvelope::from_typed(
         row.tx_type,
         ReceiptWithBloom {

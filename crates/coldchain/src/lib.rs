@@ -60,6 +60,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backend;
+pub mod bloom;
 pub mod codec;
 pub mod convert;
 pub mod deadline;

@@ -26,7 +26,7 @@ use crate::BlockData;
 use alloy::{
     consensus::proofs::{calculate_receipt_root, calculate_transaction_root},
     eips::Encodable2718,
-    primitives::{B256, BlockNumber, Bloom, keccak256, logs_bloom},
+    primitives::{B256, BlockNumber, Bloom, keccak256},
 };
 use std::fmt;
 
@@ -177,7 +177,7 @@ pub fn verify_block(block: &BlockData) -> Result<(), VerifyError> {
 
     let mut block_bloom = Bloom::ZERO;
     for (index, receipt) in block.receipts.iter().enumerate() {
-        let bloom = logs_bloom(receipt.logs());
+        let bloom = crate::bloom::logs_bloom(receipt.logs());
         if bloom != *receipt.logs_bloom() {
             return fail(
                 VerifyField::ReceiptBloom { index },

@@ -1,11 +1,12 @@
 //! Log blooms with a small per-thread cache of each input's bloom bits.
 //!
-//! A receipt's bloom is not stored (see [`crate::rows`]): it is rebuilt from
-//! its logs on every read and checked on every append, which costs one
-//! keccak per address and topic, the bulk of a block-receipts read's CPU.
-//! Addresses and event signatures repeat heavily across logs, so their three
-//! bloom bits are cached (direct-mapped, keyed by the full input, verified
-//! on every hit). The result is bit for bit [`alloy::primitives::logs_bloom`].
+//! A receipt's bloom costs one keccak per address and topic of its logs.
+//! Verification rebuilds every receipt's bloom from its logs, and the
+//! PostgreSQL backend, which does not store blooms, rebuilds them on every
+//! read: the keccaks are the bulk of that CPU. Addresses and event
+//! signatures repeat heavily across logs, so their three bloom bits are
+//! cached per thread (direct-mapped, keyed by the full input, compared on
+//! every hit). The result is bit for bit [`alloy::primitives::logs_bloom`].
 
 use alloy::primitives::{Bloom, BloomInput, Log, keccak256};
 use std::cell::RefCell;
@@ -69,7 +70,7 @@ fn accrue(bloom: &mut Bloom, cache: &mut [Slot], input: &[u8]) {
 }
 
 /// The bloom of `logs`, equal to [`alloy::primitives::logs_bloom`].
-pub(crate) fn logs_bloom(logs: &[Log]) -> Bloom {
+pub fn logs_bloom(logs: &[Log]) -> Bloom {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.len() != SLOTS {
@@ -86,11 +87,11 @@ pub(crate) fn logs_bloom(logs: &[Log]) -> Bloom {
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "test-utils"))]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use coldchain::testing::{fixtures, test_chain};
+    use crate::testing::{fixtures, test_chain};
 
     #[test]
     fn bits_are_those_alloy_sets() {
