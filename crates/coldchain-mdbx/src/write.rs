@@ -274,7 +274,14 @@ fn index_append(
                 }
                 _ => {
                     if let Some((base, bitmap, true)) = open.take() {
-                        write_shard(txn, db, &key, base, &bitmap, &mut key_buf, &mut value_buf)?;
+                        write_shard(
+                            &mut cursor,
+                            &key,
+                            base,
+                            &bitmap,
+                            &mut key_buf,
+                            &mut value_buf,
+                        )?;
                     }
                     let mut bitmap = RoaringBitmap::new();
                     bitmap.insert(0);
@@ -283,16 +290,18 @@ fn index_append(
             }
         }
         if let Some((base, bitmap, true)) = open {
-            write_shard(txn, db, &key, base, &bitmap, &mut key_buf, &mut value_buf)?;
+            write_shard(&mut cursor, &key, base, &bitmap, &mut key_buf, &mut value_buf)?;
         }
         i = j;
     }
     Ok(())
 }
 
+/// Writes a shard through `cursor`, which stands at or next to it (from
+/// [`last_shard`]): MDBX then searches only the cursor's page instead of
+/// descending from the root, as a plain `put` would.
 fn write_shard(
-    txn: &Tx<Rw>,
-    db: Database,
+    cursor: &mut Cursor<'_, Rw>,
     key: &IndexKey,
     base: u64,
     bitmap: &RoaringBitmap,
@@ -301,7 +310,7 @@ fn write_shard(
 ) -> ColdResult<()> {
     key.shard_key(base, key_buf);
     encode_shard(bitmap, value_buf).cold()?;
-    txn.put(db, &*key_buf, &*value_buf, WriteFlags::empty()).cold()
+    cursor.put(&*key_buf, &*value_buf, WriteFlags::empty()).cold()
 }
 
 /// Removes every position `>= cut` from the index of each key in `keys`
@@ -331,7 +340,7 @@ fn index_truncate(
             let from = u32::try_from(cut - base).unwrap_or(u32::MAX);
             if bitmap.max().is_some_and(|m| m >= from) {
                 bitmap.remove_range(from..);
-                write_shard(txn, db, key, base, &bitmap, &mut key_buf, &mut value_buf)?;
+                write_shard(&mut cursor, key, base, &bitmap, &mut key_buf, &mut value_buf)?;
             }
             break;
         }
