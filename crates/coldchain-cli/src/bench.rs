@@ -661,3 +661,20 @@ fn print_report(report: &Report, previous: Option<&Report>) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_rate_counts_the_slow_writes() {
+        // Two fast writes of 100 blocks and one that also merged.
+        let latencies = [10, 10, 80].map(Duration::from_millis);
+        let mut rates = latencies.map(|l| 100.0 / l.as_secs_f64());
+        let r = ingest_figures("I2", 300, &latencies, &mut rates);
+        // 300 blocks in 100 ms; the median write alone says 10,000.
+        assert!((r.rate.unwrap() - 3_000.0).abs() < 1e-6, "{:?}", r.rate);
+        assert!((r.extra["median write blocks/s"] - 10_000.0).abs() < 1e-6);
+    }
+}
