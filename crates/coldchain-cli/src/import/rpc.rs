@@ -34,10 +34,11 @@
 //! --confirmations` (default 0: the head itself). Before each round it
 //! compares the store's tip with the node's block at that height; when they
 //! differ (or the node's head went below the tip) it walks back to the last
-//! block both agree on, drains the store above it (`drain_above`), and
-//! imports the node's blocks from there. A block whose parent is not the
-//! previous block (the node reorged during a round) ends the round; the next
-//! poll unwinds. A node that stops answering is logged and polled again.
+//! block both agree on, drains the store above it (`drain_above`), reads
+//! the head again (the one read before may be the old chain's) and imports
+//! the node's blocks from there. A block whose parent is not the previous
+//! block (the node reorged during a round) ends the round; the next poll
+//! unwinds. A node that stops answering is logged and polled again.
 
 use super::{
     ImportError, ImportStats,
@@ -306,7 +307,7 @@ async fn follow<B: ColdBackend>(
                 continue;
             }
         };
-        let mut tip = handle.durable_tip();
+        let tip = handle.durable_tip();
         if let Some(t) = tip {
             // Compare at the lower of the two heads: another block there, or
             // a node that went below the store's tip, means the node reorged.
@@ -340,7 +341,11 @@ async fn follow<B: ColdBackend>(
                     old_tip = t.number,
                     "follow: the node's chain changed; unwound to the last common block"
                 );
-                tip = handle.durable_tip();
+                // `head` was read before the node's chain changed: a target
+                // from it could import blocks within the confirmation depth
+                // of the new head. Read the head again, without waiting.
+                first = true;
+                continue;
             }
         }
         let next = tip.map_or(0, |t| t.number + 1);

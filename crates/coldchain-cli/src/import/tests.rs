@@ -87,9 +87,20 @@ enum Fault {
     Hang,
 }
 
+/// The next `eth_blockNumber` call is held until `release` is notified,
+/// then answered with `head` instead of being forwarded: a node's answer
+/// that was true when it left and is stale when it arrives.
+struct StaleHead {
+    head: u64,
+    release: Arc<tokio::sync::Notify>,
+}
+
 #[derive(Default)]
 struct ProxyState {
     faults: parking_lot::Mutex<VecDeque<Fault>>,
+    stale_head: parking_lot::Mutex<Option<StaleHead>>,
+    /// `eth_blockNumber` calls now held by a [`StaleHead`].
+    held: AtomicUsize,
     /// After this many forwarded requests, answer every request with the fault.
     fail_after: parking_lot::Mutex<Option<(usize, Fault)>>,
     forwarded: AtomicUsize,
@@ -170,6 +181,30 @@ async fn proxy_conn(sock: TcpStream, state: Arc<ProxyState>, upstream: String) {
         let mut body = vec![0u8; len];
         if read.read_exact(&mut body).await.is_err() {
             return;
+        }
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let stale = if request["method"] == "eth_blockNumber" {
+            state.stale_head.lock().take()
+        } else {
+            None
+        };
+        if let Some(StaleHead { head, release }) = stale {
+            state.held.fetch_add(1, Ordering::SeqCst);
+            release.notified().await;
+            state.held.fetch_sub(1, Ordering::SeqCst);
+            let answer =
+                json!({"jsonrpc": "2.0", "id": request["id"], "result": format!("{head:#x}")});
+            let answer = serde_json::to_vec(&answer).unwrap();
+            let head = format!(
+                "HTTP/1.1 200 X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                answer.len()
+            );
+            if write.write_all(head.as_bytes()).await.is_err()
+                || write.write_all(&answer).await.is_err()
+            {
+                return;
+            }
+            continue;
         }
         let fault = state.next_fault();
         if fault.is_some() {
@@ -402,6 +437,49 @@ async fn rpc_follow_unwinds_reorgs_and_keeps_confirmations() {
     // 114..=117 unwound for the first fork, 111..=123 for the second.
     assert_eq!(stats.reorged, 4 + 13);
     assert_same(&source, &target, 100, 112).await;
+}
+
+/// A head read before the node reorged to a shorter chain must not set the
+/// target after the unwind: the store then stays `confirmations` below the
+/// new head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_follow_reads_the_head_again_after_an_unwind() {
+    let source = mem_with(chain(100, 24, B256::ZERO, 8)).await;
+    let node = FakeNode::start(&source, vec![]).await;
+    let target = mem_with(vec![]).await;
+    let cancel = CancellationToken::new();
+    let following = tokio::spawn({
+        let (target, cancel, url) = (target.clone(), cancel.clone(), node.url.clone());
+        async move {
+            let client = HttpClient::new(&url).unwrap();
+            let range = RpcRange { follow: true, confirmations: 2, ..range() };
+            import_rpc(&target, &client, &range, false, &cancel).await
+        }
+    });
+    wait_until("block 121", async || target.durable_tip().is_some_and(|t| t.number == 121)).await;
+
+    // The follower's next head read leaves while the node is at 123 ...
+    let release = Arc::new(tokio::sync::Notify::new());
+    *node.state.stale_head.lock() = Some(StaleHead { head: 123, release: release.clone() });
+    wait_until("a held head read", async || node.state.held.load(Ordering::SeqCst) == 1).await;
+    // ... and arrives after the node reorged to a chain with head 114.
+    let parent = source.header(110).await.unwrap().unwrap().hash();
+    source.truncate_above(110).await.unwrap();
+    let short = chain(111, 4, parent, 10);
+    source.append_blocks(short.clone()).await.unwrap();
+    release.notify_one();
+
+    wait_until("the short fork", async || {
+        target.header(111).await.unwrap().is_some_and(|h| h.hash() == short[0].hash())
+    })
+    .await;
+    // Several polls later, still two blocks below the new head (112), not
+    // at the old head's target.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tip = target.durable_tip().unwrap();
+    assert_eq!((tip.number, tip.hash), (112, short[1].hash()));
+    cancel.cancel();
+    following.await.unwrap().unwrap();
 }
 
 // ---------------------------------------------------------------- JSON lines
