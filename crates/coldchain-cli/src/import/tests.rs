@@ -390,11 +390,12 @@ async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rpc_follow_unwinds_reorgs_and_keeps_confirmations() {
-    let source = mem_with(chain(100, 20, B256::ZERO, 8)).await;
-    let node = FakeNode::start(&source, vec![]).await;
-    let target = mem_with(vec![]).await;
+/// Starts `import rpc --follow --confirmations 2` from `node` into
+/// `target`; stop it with the token.
+fn follow_two_below(
+    node: &FakeNode,
+    target: &Mem,
+) -> (CancellationToken, tokio::task::JoinHandle<Result<ImportStats, ImportError>>) {
     let cancel = CancellationToken::new();
     let following = tokio::spawn({
         let (target, cancel, url) = (target.clone(), cancel.clone(), node.url.clone());
@@ -404,6 +405,15 @@ async fn rpc_follow_unwinds_reorgs_and_keeps_confirmations() {
             import_rpc(&target, &client, &range, false, &cancel).await
         }
     });
+    (cancel, following)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_follow_unwinds_reorgs_and_keeps_confirmations() {
+    let source = mem_with(chain(100, 20, B256::ZERO, 8)).await;
+    let node = FakeNode::start(&source, vec![]).await;
+    let target = mem_with(vec![]).await;
+    let (cancel, following) = follow_two_below(&node, &target);
     // Two blocks below the head.
     wait_until("block 117", async || target.durable_tip().is_some_and(|t| t.number == 117)).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -447,15 +457,7 @@ async fn rpc_follow_reads_the_head_again_after_an_unwind() {
     let source = mem_with(chain(100, 24, B256::ZERO, 8)).await;
     let node = FakeNode::start(&source, vec![]).await;
     let target = mem_with(vec![]).await;
-    let cancel = CancellationToken::new();
-    let following = tokio::spawn({
-        let (target, cancel, url) = (target.clone(), cancel.clone(), node.url.clone());
-        async move {
-            let client = HttpClient::new(&url).unwrap();
-            let range = RpcRange { follow: true, confirmations: 2, ..range() };
-            import_rpc(&target, &client, &range, false, &cancel).await
-        }
-    });
+    let (cancel, following) = follow_two_below(&node, &target);
     wait_until("block 121", async || target.durable_tip().is_some_and(|t| t.number == 121)).await;
 
     // The follower's next head read leaves while the node is at 123 ...
