@@ -188,51 +188,41 @@ async fn proxy_conn(sock: TcpStream, state: Arc<ProxyState>, upstream: String) {
         } else {
             None
         };
-        if let Some(StaleHead { head, release }) = stale {
+        let (status, answer) = if let Some(StaleHead { head, release }) = stale {
             state.held.fetch_add(1, Ordering::SeqCst);
             release.notified().await;
             state.held.fetch_sub(1, Ordering::SeqCst);
             let answer =
                 json!({"jsonrpc": "2.0", "id": request["id"], "result": format!("{head:#x}")});
-            let answer = serde_json::to_vec(&answer).unwrap();
-            let head = format!(
-                "HTTP/1.1 200 X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                answer.len()
-            );
-            if write.write_all(head.as_bytes()).await.is_err()
-                || write.write_all(&answer).await.is_err()
-            {
-                return;
+            (200, serde_json::to_vec(&answer).unwrap())
+        } else {
+            let fault = state.next_fault();
+            if fault.is_some() {
+                state.faulted.fetch_add(1, Ordering::SeqCst);
             }
-            continue;
-        }
-        let fault = state.next_fault();
-        if fault.is_some() {
-            state.faulted.fetch_add(1, Ordering::SeqCst);
-        }
-        let (status, answer) = match fault {
-            Some(Fault::Close) => return,
-            Some(Fault::Hang) => {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                return;
-            }
-            Some(Fault::Http(code)) => (code, b"busy, try later".to_vec()),
-            Some(Fault::Garbage) => (200, b"<html>bad gateway</html>".to_vec()),
-            Some(Fault::Rpc(code)) => {
-                let request: Value = serde_json::from_slice(&body).unwrap();
-                let error = |id: &Value| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": "limit exceeded"}});
-                let answer = match &request {
-                    Value::Array(calls) => {
-                        Value::Array(calls.iter().map(|c| error(&c["id"])).collect())
-                    }
-                    call => error(&call["id"]),
-                };
-                (200, serde_json::to_vec(&answer).unwrap())
-            }
-            None => {
-                state.forwarded.fetch_add(1, Ordering::SeqCst);
-                let a = upstream.post(&body).await.unwrap();
-                (a.status, a.body)
+            match fault {
+                Some(Fault::Close) => return,
+                Some(Fault::Hang) => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    return;
+                }
+                Some(Fault::Http(code)) => (code, b"busy, try later".to_vec()),
+                Some(Fault::Garbage) => (200, b"<html>bad gateway</html>".to_vec()),
+                Some(Fault::Rpc(code)) => {
+                    let error = |id: &Value| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": "limit exceeded"}});
+                    let answer = match &request {
+                        Value::Array(calls) => {
+                            Value::Array(calls.iter().map(|c| error(&c["id"])).collect())
+                        }
+                        call => error(&call["id"]),
+                    };
+                    (200, serde_json::to_vec(&answer).unwrap())
+                }
+                None => {
+                    state.forwarded.fetch_add(1, Ordering::SeqCst);
+                    let a = upstream.post(&body).await.unwrap();
+                    (a.status, a.body)
+                }
             }
         };
         let head = format!(
