@@ -22,7 +22,7 @@ use alloy::{
         TxEip2930, TxEip4844, TxEip4844Variant, TxEip7702, TxEnvelope, TxLegacy, TxType,
     },
     eips::{eip2930::AccessList, eip7702::SignedAuthorization},
-    primitives::{Address, B64, B256, Bloom, Bytes, Log, Sealed, Signature, TxKind, U64, U256},
+    primitives::{Address, B64, B256, Bloom, Bytes, Log, Sealed, Signature, TxKind, U256},
 };
 use coldchain::{BlockData, Receipt, RecoveredTx};
 use serde::Deserialize;
@@ -81,8 +81,8 @@ struct FastBlock {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct FastTx {
-    #[serde(rename = "type", default, deserialize_with = "q::opt_u64_uint")]
-    ty: Option<U64>,
+    #[serde(rename = "type", default, deserialize_with = "q::opt_u64")]
+    ty: Option<u64>,
     hash: B256,
     from: Address,
     #[serde(deserialize_with = "q::u64")]
@@ -116,8 +116,8 @@ struct FastTx {
     r: U256,
     #[serde(deserialize_with = "q::u256")]
     s: U256,
-    #[serde(default, deserialize_with = "q::opt_u64_uint")]
-    y_parity: Option<U64>,
+    #[serde(default, deserialize_with = "q::opt_u64")]
+    y_parity: Option<u64>,
     #[serde(default)]
     block_hash: Option<B256>,
     #[serde(default, deserialize_with = "q::opt_u64")]
@@ -129,10 +129,10 @@ struct FastTx {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct FastReceipt {
-    #[serde(rename = "type", default, deserialize_with = "q::opt_u64_uint")]
-    ty: Option<U64>,
-    #[serde(default, deserialize_with = "q::opt_u64_uint")]
-    status: Option<U64>,
+    #[serde(rename = "type", default, deserialize_with = "q::opt_u64")]
+    ty: Option<u64>,
+    #[serde(default, deserialize_with = "q::opt_u64")]
+    status: Option<u64>,
     #[serde(default)]
     root: Option<B256>,
     #[serde(deserialize_with = "q::u64")]
@@ -211,7 +211,7 @@ pub fn decode(line: &[u8]) -> Option<BlockData> {
             )
             || receipt.transaction_hash != tx.hash
             || receipt.from != tx.from
-            || receipt.ty.map_or(0, |t| t.to::<u64>()) != tx.ty.map_or(0, |t| t.to::<u64>())
+            || receipt.ty.unwrap_or(0) != tx.ty.unwrap_or(0)
         {
             return None;
         }
@@ -258,7 +258,7 @@ fn envelope(t: FastTx) -> Option<(TxEnvelope, Address)> {
     let v = t.v.map(u64::try_from).transpose().ok()?;
     // Typed transactions: yParity, or v as 0 / 1.
     let typed_parity = match (t.y_parity, v) {
-        (Some(p), _) => Some(p.to::<u64>()),
+        (Some(p), _) => Some(p),
         (None, v) => v,
     }
     .filter(|p| *p <= 1)
@@ -348,7 +348,7 @@ fn consensus_receipt(r: FastReceipt) -> Option<Receipt> {
     let ty = TxType::try_from(r.ty.map_or(Some(0), |t| u8::try_from(t).ok())?).ok()?;
     // As alloy: `status` wins over `root` when both are present.
     let status = match (r.status, r.root) {
-        (Some(s), _) => Eip658Value::Eip658(match s.to::<u64>() {
+        (Some(s), _) => Eip658Value::Eip658(match s {
             0 => false,
             1 => true,
             _ => return None,
@@ -368,7 +368,7 @@ fn consensus_receipt(r: FastReceipt) -> Option<Receipt> {
 /// the deserializer alloy's types use, on the same string, so both accept
 /// and reject the same inputs and give the same values.
 mod q {
-    use alloy::primitives::{U64, U256};
+    use alloy::primitives::U256;
     use serde::{
         Deserialize, Deserializer,
         de::{Error, IntoDeserializer, Visitor},
@@ -460,15 +460,6 @@ mod q {
         )
     }
 
-    /// A `U64`, as its own `Deserialize` reads it.
-    fn u64_uint<'de, D: Deserializer<'de>>(d: D) -> Result<U64, D::Error> {
-        read(
-            d,
-            |s| limbs(s, 16).map(|l| U64::from(l[0])),
-            |s| U64::deserialize(s.into_deserializer()),
-        )
-    }
-
     /// Wraps a reader of `T` for `Option<T>` fields (`null` is `None`).
     macro_rules! opt {
         ($name:ident, $inner:ident, $t:ty) => {
@@ -500,7 +491,6 @@ mod q {
     opt!(opt_u64, u64, u64);
     opt!(opt_u128, u128, u128);
     opt!(opt_u256, u256, U256);
-    opt!(opt_u64_uint, u64_uint, U64);
 
     #[cfg(test)]
     #[allow(clippy::unwrap_used)]
