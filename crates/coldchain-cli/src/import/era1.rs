@@ -41,11 +41,12 @@
 //!   part and epoch agree with it.
 //!
 //! Only then a second pass decodes bodies and receipts on worker threads
-//! (one per core but one, see [`default_workers`]): the ommers hash of the header is checked against the body's
-//! ommers, senders are recovered from the signatures (k256), and
-//! [`verify_block`] checks transaction hashes, the transactions and receipts
-//! roots, blooms and gas. `--checksums LIST` also checks each file's
-//! SHA-256 against a published list (`sha256  name` lines) first.
+//! (one per core but one, see [`default_workers`]): the ommers hash of the
+//! header is checked against the body's ommers, senders are recovered from
+//! the signatures (k256), and [`verify_block`] checks transaction hashes,
+//! the transactions and receipts roots, blooms and gas. `--checksums LIST`
+//! also checks each file's SHA-256 against a published list (`sha256  name`
+//! lines) first.
 //!
 //! Senders are recovered with `recover_signer_unchecked`: pre-Homestead
 //! signatures may have a high `s`, which consensus then accepted; each
@@ -120,7 +121,8 @@ pub struct Era1ImportArgs {
     /// Blocks per write.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
-    /// Threads that decode, recover senders and verify (default: one per core but one, at least one).
+    /// Threads that decode, recover senders and verify (default: one per
+    /// core but one, at least one).
     #[arg(long)]
     pub workers: Option<usize>,
     /// A published checksum list (`sha256  file-name` per line): every file

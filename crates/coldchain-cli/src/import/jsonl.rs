@@ -18,10 +18,11 @@
 //!
 //! A reader thread reads the file line by line (a `BufReader`, each line at
 //! most [`MAX_LINE`] bytes) and hands groups of lines to worker threads
-//! (one per core but one, see [`default_workers`]), which parse them (straight into alloy's RPC types), convert
-//! them ([`block_from_rpc`]) and verify them ([`verify_block`]); the writer
-//! appends them in order, `--batch` blocks per write. Memory is bounded by
-//! the queue between them (see [`super::pipeline`]).
+//! (one per core but one, see [`default_workers`]), which parse them
+//! (straight into alloy's RPC types), convert them ([`block_from_rpc`]) and
+//! verify them ([`verify_block`]); the writer appends them in order,
+//! `--batch` blocks per write. Memory is bounded by the queue between them
+//! (see [`super::pipeline`]).
 //!
 //! # Resuming
 //!
@@ -73,7 +74,8 @@ pub struct JsonlImportArgs {
     /// Blocks per write.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
-    /// Threads that parse and verify (default: one per core but one, at least one).
+    /// Threads that parse and verify (default: one per core but one, at
+    /// least one).
     #[arg(long)]
     pub workers: Option<usize>,
     /// Stop after this block.
