@@ -380,6 +380,16 @@ async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// Replaces the node's blocks above `keep` with `count` new ones (test
+/// chain `seed`), which it returns.
+async fn reorg(node: &Mem, keep: u64, count: u64, seed: u64) -> Vec<BlockData> {
+    let parent = node.header(keep).await.unwrap().unwrap().hash();
+    node.truncate_above(keep).await.unwrap();
+    let blocks = chain(keep + 1, count, parent, seed);
+    node.append_blocks(blocks.clone()).await.unwrap();
+    blocks
+}
+
 /// Starts `import rpc --follow --confirmations 2` from `node` into
 /// `target`; stop it with the token.
 fn follow_two_below(
@@ -410,11 +420,8 @@ async fn rpc_follow_unwinds_reorgs_and_keeps_confirmations() {
     assert_eq!(target.durable_tip().unwrap().number, 117);
 
     // The node replaces blocks 114.. with a longer fork.
-    let fork_parent = source.header(113).await.unwrap().unwrap().hash();
-    source.truncate_above(113).await.unwrap();
-    let fork = chain(114, 12, fork_parent, 9);
+    let fork = reorg(&source, 113, 12, 9).await;
     let new_tip = fork.last().unwrap().num_hash();
-    source.append_blocks(fork.clone()).await.unwrap();
     wait_until("the fork", async || {
         target.durable_tip().is_some_and(|t| t.number == new_tip.number - 2)
     })
@@ -423,10 +430,7 @@ async fn rpc_follow_unwinds_reorgs_and_keeps_confirmations() {
         assert_eq!(target.header(block.number()).await.unwrap().unwrap().hash(), block.hash());
     }
     // A reorg to a shorter chain: the node's head drops below the store's tip.
-    let parent = source.header(110).await.unwrap().unwrap().hash();
-    source.truncate_above(110).await.unwrap();
-    let short = chain(111, 4, parent, 10);
-    source.append_blocks(short.clone()).await.unwrap();
+    let short = reorg(&source, 110, 4, 10).await;
     wait_until("the short fork", async || {
         target.durable_tip().is_some_and(|t| t.number == 112)
             && target.header(112).await.unwrap().is_some_and(|h| h.hash() == short[1].hash())
@@ -455,10 +459,7 @@ async fn rpc_follow_reads_the_head_again_after_an_unwind() {
     *node.state.stale_head.lock() = Some(StaleHead { head: 123, release: release.clone() });
     wait_until("a held head read", async || node.state.held.load(Ordering::SeqCst) == 1).await;
     // ... and arrives after the node reorged to a chain with head 114.
-    let parent = source.header(110).await.unwrap().unwrap().hash();
-    source.truncate_above(110).await.unwrap();
-    let short = chain(111, 4, parent, 10);
-    source.append_blocks(short.clone()).await.unwrap();
+    let short = reorg(&source, 110, 4, 10).await;
     release.notify_one();
 
     wait_until("the short fork", async || {
