@@ -2,6 +2,7 @@
 
 use crate::{
     error::{MdbxError, OrCold},
+    layout::table,
     logs::{self, Flow},
     pool::ReadPool,
     read::View,
@@ -110,7 +111,7 @@ impl MdbxBackend {
     pub fn table_sizes(&self) -> Result<Vec<TableSize>, MdbxError> {
         let txn = self.store.env.begin_ro_unsync()?;
         let t = self.store.tables;
-        let tables = [
+        let mut tables = vec![
             ("meta", t.meta),
             ("headers", t.headers),
             ("block_hashes", t.block_hashes),
@@ -118,11 +119,14 @@ impl MdbxBackend {
             ("tx_blocks", t.tx_blocks),
             ("transactions", t.transactions),
             ("receipts", t.receipts),
-            ("tx_hashes", t.tx_hashes),
-            ("log_index", t.log_index),
+        ];
+        tables.extend(table::TX_HASHES.into_iter().zip(t.tx_hashes));
+        tables.extend(table::LOG_INDEX.into_iter().zip(t.log_index));
+        tables.extend([
             ("journal", t.journal),
             ("receipt_blooms", t.receipt_blooms),
-        ];
+            ("index_runs", t.runs),
+        ]);
         let mut out = Vec::with_capacity(tables.len());
         for (name, db) in tables {
             let stat = txn.db_stat(&db)?;

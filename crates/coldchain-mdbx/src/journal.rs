@@ -1,14 +1,12 @@
 //! The index journal: the tx hashes and log index entries of the newest
 //! blocks, one value per block, written in block order.
 //!
-//! Adding a block's entries straight to `tx_hashes` and `log_index` would
-//! touch a random page for almost every entry (a block has ~150 tx hashes
-//! and, on a mainnet-shaped chain, ~1,300 distinct index keys), and a durable
-//! commit writes every page it touched. So an append writes the block's
-//! entries as one journal value (sequential pages); once the journal holds
-//! [`JOURNAL_MAX`] blocks (by default), its oldest blocks are merged into the
-//! tables in one sorted pass, keeping the newest [`JOURNAL_KEEP`] (a reorg of
-//! up to that many blocks then never touches the big indexes).
+//! An append writes each block's entries as one journal value (sequential
+//! pages); once the journal holds [`JOURNAL_MAX`] blocks (by default), its
+//! oldest blocks are flushed into a new index run in one sorted pass,
+//! keeping the newest [`JOURNAL_KEEP`] (a reorg of up to that many blocks
+//! then never touches the runs). See the
+//! [crate docs](crate#the-index-journal).
 //!
 //! Journal blocks are always the newest stored blocks: a block is in the
 //! journal or in the indexes, never both.
@@ -33,11 +31,11 @@ use alloy::primitives::B256;
 /// Format byte of a journal value (kind 6, version 1).
 pub(crate) const JOURNAL_FORMAT: u8 = 0x61;
 
-/// Default journal blocks kept after a merge: truncations of up to this many blocks
+/// Default journal blocks kept after a flush: truncations of up to this many blocks
 /// only touch the journal.
 pub(crate) const JOURNAL_KEEP: u64 = 64;
 
-/// By default, a merge starts once the journal holds this many blocks.
+/// By default, a flush starts once the journal holds this many blocks.
 pub(crate) const JOURNAL_MAX: u64 = 256;
 
 const HEADER: usize = 9;

@@ -5,11 +5,12 @@
 use crate::error::MdbxError;
 use alloy::primitives::{Address, B256, Bloom};
 use roaring::RoaringBitmap;
+use std::borrow::Cow;
 
 /// Version of the on-disk format this build reads and writes. Stored in the
 /// `meta` table under `format_version`; a store with another version is
 /// refused on open.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Magic value stored under [`META_MAGIC`]: marks a directory as a coldchain
 /// MDBX store.
@@ -36,11 +37,38 @@ pub(crate) mod table {
     pub(crate) const TRANSACTIONS: &str = "transactions";
     /// Tx number (u64 BE) -> receipt with context (`codec` receipt value).
     pub(crate) const RECEIPTS: &str = "receipts";
-    /// First 8 bytes of a tx hash -> tx numbers (u64 BE), sorted
-    /// duplicates: each hit is checked against the stored transaction.
-    pub(crate) const TX_HASHES: &str = "tx_hashes";
-    /// Index key (kind ++ value) ++ shard base (u64 BE) -> shard value.
-    pub(crate) const LOG_INDEX: &str = "log_index";
+    /// Index runs have levels `0..LEVELS`; each level has its own
+    /// `tx_hashes` and `log_index` table, so that a compaction empties the
+    /// tables of its inputs' level whole.
+    pub(crate) const LEVELS: usize = 8;
+    /// By level: run id (u32 BE) ++ first 8 bytes of a tx hash -> tx numbers
+    /// (u64 BE), sorted duplicates: each hit is checked against the stored
+    /// transaction.
+    pub(crate) const TX_HASHES: [&str; LEVELS] = [
+        "tx_hashes_0",
+        "tx_hashes_1",
+        "tx_hashes_2",
+        "tx_hashes_3",
+        "tx_hashes_4",
+        "tx_hashes_5",
+        "tx_hashes_6",
+        "tx_hashes_7",
+    ];
+    /// By level: run id (u32 BE) ++ index key (kind ++ value) ++ shard base
+    /// (u64 BE) -> shard value.
+    pub(crate) const LOG_INDEX: [&str; LEVELS] = [
+        "log_index_0",
+        "log_index_1",
+        "log_index_2",
+        "log_index_3",
+        "log_index_4",
+        "log_index_5",
+        "log_index_6",
+        "log_index_7",
+    ];
+    /// Run id (u32 BE) -> the run's block and tx range and level
+    /// ([`super::Run`]).
+    pub(crate) const RUNS: &str = "index_runs";
     /// Block number (u64 BE) -> journal value (tx hashes and index entries
     /// of a block not yet merged into `tx_hashes` and `log_index`).
     pub(crate) const JOURNAL: &str = "journal";
@@ -48,8 +76,8 @@ pub(crate) mod table {
     /// order (see [`super::encode_bloom_bits`]).
     pub(crate) const RECEIPT_BLOOMS: &str = "receipt_blooms";
 
-    /// Every table.
-    pub(crate) const ALL: [&str; 11] = [
+    /// The tables other than the per-level ones.
+    pub(crate) const FIXED: [&str; 10] = [
         META,
         HEADERS,
         BLOCK_HASHES,
@@ -57,12 +85,17 @@ pub(crate) mod table {
         TX_BLOCKS,
         TRANSACTIONS,
         RECEIPTS,
-        TX_HASHES,
-        LOG_INDEX,
         JOURNAL,
         RECEIPT_BLOOMS,
+        RUNS,
     ];
+
+    /// How many tables a store has.
+    pub(crate) const COUNT: usize = FIXED.len() + 2 * LEVELS;
 }
+
+/// A cursor entry: key and value, borrowed from the transaction.
+pub(crate) type Entry<'tx> = Option<(Cow<'tx, [u8]>, Cow<'tx, [u8]>)>;
 
 /// A u64 as an 8-byte big-endian key (sorts numerically).
 #[inline]
@@ -70,10 +103,109 @@ pub(crate) const fn be(n: u64) -> [u8; 8] {
     n.to_be_bytes()
 }
 
-/// The `tx_hashes` key of a tx hash: its first 8 bytes.
+/// The `tx_hashes` key of a tx hash in run `run`: the run id and the
+/// hash's first 8 bytes.
 #[inline]
-pub(crate) fn hash_key(h: &B256) -> &[u8] {
-    &h.as_slice()[..8]
+pub(crate) fn hash_key(run: u32, h: &B256) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&run.to_be_bytes());
+    k[4..].copy_from_slice(&h.as_slice()[..8]);
+    k
+}
+
+/// Reads a 4-byte big-endian run id from the start of `bytes`.
+#[inline]
+pub(crate) fn read_run(bytes: &[u8], what: &str) -> Result<u32, MdbxError> {
+    match bytes.get(..4) {
+        Some(b) => {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(b);
+            Ok(u32::from_be_bytes(a))
+        }
+        None => {
+            Err(MdbxError::Corrupt(format!("{what}: {} bytes, expected a run id", bytes.len())))
+        }
+    }
+}
+
+/// One run of the merged index: the `tx_hashes` and `log_index` entries of
+/// a contiguous range of blocks, under keys that start with the run's id.
+///
+/// Runs are written whole (a journal flush, or a compaction of several
+/// runs into one) and never extended, so each is written sequentially at
+/// the end of its tables. Ids grow with the blocks: the run with the
+/// greatest id holds the newest merged blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// The run's id (the key prefix of its entries).
+    pub(crate) id: u32,
+    /// Its first block.
+    pub(crate) first_block: u64,
+    /// Its last block.
+    pub(crate) last_block: u64,
+    /// Its first transaction number.
+    pub(crate) first_tx: u64,
+    /// One past its last transaction number.
+    pub(crate) end_tx: u64,
+    /// How many compactions built it: 0 for a journal flush, `l + 1` for a
+    /// compaction of runs of level `l`.
+    pub(crate) level: u8,
+}
+
+impl Run {
+    /// The run's level as an index into the per-level tables (below
+    /// [`table::LEVELS`]: [`Run::decode`] checks it).
+    pub(crate) fn lvl(&self) -> usize {
+        usize::from(self.level)
+    }
+}
+
+/// Format byte of a `index_runs` value.
+const RUN_FORMAT: u8 = 0x71;
+
+impl Run {
+    /// The `index_runs` value (the id is the key).
+    pub(crate) fn encode(&self) -> [u8; 34] {
+        let mut out = [0u8; 34];
+        out[0] = RUN_FORMAT;
+        out[1..9].copy_from_slice(&self.first_block.to_be_bytes());
+        out[9..17].copy_from_slice(&self.last_block.to_be_bytes());
+        out[17..25].copy_from_slice(&self.first_tx.to_be_bytes());
+        out[25..33].copy_from_slice(&self.end_tx.to_be_bytes());
+        out[33] = self.level;
+        out
+    }
+
+    /// Parses an `index_runs` entry.
+    pub(crate) fn decode(key: &[u8], value: &[u8]) -> Result<Self, MdbxError> {
+        if key.len() != 4 || value.len() != 34 || value[0] != RUN_FORMAT {
+            return Err(MdbxError::Corrupt(format!(
+                "index_runs entry of {} + {} bytes",
+                key.len(),
+                value.len()
+            )));
+        }
+        let run = Self {
+            id: read_run(key, "run id")?,
+            first_block: read_be(&value[1..], "run first block")?,
+            last_block: read_be(&value[9..], "run last block")?,
+            first_tx: read_be(&value[17..], "run first tx")?,
+            end_tx: read_be(&value[25..], "run end tx")?,
+            level: value[33],
+        };
+        if run.first_block > run.last_block || run.first_tx > run.end_tx {
+            return Err(MdbxError::Corrupt(format!("index run {} has an empty range", run.id)));
+        }
+        if usize::from(run.level) >= table::LEVELS {
+            return Err(MdbxError::Corrupt(format!(
+                "index run {} has level {}; this build reads levels below {}",
+                run.id,
+                run.level,
+                table::LEVELS
+            )));
+        }
+        Ok(run)
+    }
 }
 
 /// Reads an 8-byte big-endian u64 from the start of `bytes`.
@@ -280,16 +412,19 @@ impl IndexKey {
         if self.0[0] == KIND_ADDRESS { &self.0[..21] } else { &self.0[..] }
     }
 
-    /// Full table key of the shard starting at `base`.
-    pub(crate) fn shard_key(&self, base: u64, out: &mut Vec<u8>) {
+    /// Full table key of the shard of run `run` starting at `base`.
+    pub(crate) fn shard_key(&self, run: u32, base: u64, out: &mut Vec<u8>) {
         out.clear();
+        out.extend_from_slice(&run.to_be_bytes());
         out.extend_from_slice(self.prefix());
         out.extend_from_slice(&base.to_be_bytes());
     }
 
-    /// Splits a table key into (index key, shard base).
-    pub(crate) fn parse(key: &[u8]) -> Result<(Self, u64), MdbxError> {
+    /// Splits a table key into (run, index key, shard base).
+    pub(crate) fn parse(key: &[u8]) -> Result<(u32, Self, u64), MdbxError> {
         let bad = || MdbxError::Corrupt(format!("log index key of {} bytes", key.len()));
+        let run = read_run(key, "log index key")?;
+        let key = &key[4..];
         let kind = *key.first().ok_or_else(bad)?;
         let value_len = match kind {
             KIND_ADDRESS => 20,
@@ -301,7 +436,7 @@ impl IndexKey {
         }
         let mut k = [0u8; 33];
         k[..1 + value_len].copy_from_slice(&key[..1 + value_len]);
-        Ok((Self(k), read_be(&key[1 + value_len..], "shard base")?))
+        Ok((run, Self(k), read_be(&key[1 + value_len..], "shard base")?))
     }
 
     /// What this key indexes, for messages.
@@ -417,14 +552,15 @@ mod tests {
         let a = IndexKey::address(&Address::repeat_byte(7));
         let t = IndexKey::topic(2, &B256::repeat_byte(9));
         let mut buf = Vec::new();
-        a.shard_key(42, &mut buf);
-        assert_eq!(buf.len(), 29);
-        assert_eq!(IndexKey::parse(&buf).unwrap(), (a, 42));
-        t.shard_key(u64::MAX, &mut buf);
-        assert_eq!(buf.len(), 41);
-        assert_eq!(IndexKey::parse(&buf).unwrap(), (t, u64::MAX));
+        a.shard_key(3, 42, &mut buf);
+        assert_eq!(buf.len(), 33);
+        assert_eq!(IndexKey::parse(&buf).unwrap(), (3, a, 42));
+        t.shard_key(u32::MAX, u64::MAX, &mut buf);
+        assert_eq!(buf.len(), 45);
+        assert_eq!(IndexKey::parse(&buf).unwrap(), (u32::MAX, t, u64::MAX));
         assert!(a < t);
-        assert!(IndexKey::parse(&buf[..40]).is_err());
+        assert!(IndexKey::parse(&buf[..44]).is_err());
+        assert!(IndexKey::parse(&buf[..3]).is_err());
     }
 
     #[test]

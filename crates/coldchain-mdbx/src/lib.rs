@@ -55,8 +55,9 @@
 //! | `tx_blocks` | first tx number u64 BE (non-empty blocks) | block number u64 BE |
 //! | `transactions` | tx number u64 BE | tx with sender: `codec` (`0x21`: sender ++ EIP-2718) |
 //! | `receipts` | tx number u64 BE | receipt with context: `codec` (`0x32`) |
-//! | `tx_hashes` (dup-sorted) | first 8 bytes of the tx hash | tx numbers u64 BE |
-//! | `log_index` | kind u8 ++ value ++ shard base u64 BE | shard: `0x51` ++ roaring bitmap, or `0x52` ++ u32 LE array |
+//! | `tx_hashes_0` … `tx_hashes_7` (dup-sorted; one per run level) | run id u32 BE ++ first 8 bytes of the tx hash | tx numbers u64 BE |
+//! | `log_index_0` … `log_index_7` (one per run level) | run id u32 BE ++ kind u8 ++ value ++ shard base u64 BE | shard: `0x51` ++ roaring bitmap, or `0x52` ++ u32 LE array |
+//! | `index_runs` | run id u32 BE | `0x71` ++ first and last block, first and end tx (u64 BE each) ++ level u8 |
 //! | `journal` | block number u64 BE | the block's tx hashes and index entries (`0x61`) |
 //! | `receipt_blooms` | block number u64 BE | each receipt's bloom, in order: set-bit count u8 ++ bit indexes u16 LE, or `0xff` ++ 256 bytes |
 //!
@@ -76,22 +77,24 @@
 //! byte `0x51`; when that is larger than 4 bytes per offset (a rare key's
 //! transactions lie in different 2^16 roaring containers, ~10 bytes each),
 //! the offsets are stored as an ascending u32 LE array after `0x52`
-//! instead. Both read into a roaring bitmap. Only a key's last shard is open:
-//! an append extends it until it holds 1,024 positions (or would span
-//! 2^32), then starts a new one, so an append rewrites at most one small
-//! shard per key it touches. A truncation removes exactly the positions
-//! above the cut: shards starting above it are deleted, the one across it is
-//! trimmed.
+//! instead. Both read into a roaring bitmap. A shard holds at most 1,024
+//! positions (and spans less than 2^32). Every key is stored per *index
+//! run* (below): the table key starts with the run's id. A truncation
+//! removes exactly the positions above the cut: runs above it are deleted
+//! whole; in the run across it, shards starting above the cut are deleted
+//! and the one across it is trimmed.
 //!
-//! `tx_hashes` is keyed by the first 8 bytes of the hash (sorted duplicate
-//! tx numbers under a key); a lookup checks each candidate against the
-//! stored receipt's tx hash, so prefix collisions cost a read, never a wrong
-//! answer, and the table is half the size of a full-hash one.
+//! `tx_hashes` is keyed by the run and the first 8 bytes of the hash
+//! (sorted duplicate tx numbers under a key); a lookup probes each run and
+//! checks each candidate against the stored receipt's tx hash, so prefix
+//! collisions cost a read, never a wrong answer, and the table is half the
+//! size of a full-hash one.
 //!
 //! `get_logs` turns the block range into a tx-number range (`block_txs`),
-//! then intersects the filter's groups (the address set; each topic position
-//! with a non-empty set), each the union of its values' shards, with a
-//! leapfrog join that reads only the shards its candidates fall in. Only
+//! then, in each run the range falls in, intersects the filter's groups (the
+//! address set; each topic position with a non-empty set), each the union of
+//! its values' shards, with a leapfrog join that reads only the shards its
+//! candidates fall in. Only
 //! candidate receipts are read, in place: their logs are walked without
 //! decoding the receipt (no allocation, no bloom rebuild), and only the
 //! logs that pass the exact filter ([`coldchain::LogFilter::matches`]) are
@@ -109,13 +112,40 @@
 //! offsets) and its `(index key, tx offset)` entries (sorted), plus a small
 //! bit filter of its keys, as fixed-size records read in place. Once the
 //! journal holds [`MdbxOptions::journal_max`] blocks (default 256), the
-//! oldest are merged into `tx_hashes` and `log_index` in one sorted pass in
-//! the same write transaction, keeping the newest
+//! oldest are flushed into a new index run, keeping the newest
 //! [`MdbxOptions::journal_keep`] (default 64): a truncation of up to that
-//! many blocks only deletes journal values. Journal blocks are always the
-//! newest blocks; each block is in exactly one tier. Lookups by tx hash fall
-//! back to the journal, and log queries read the journal part of their
-//! range block by block. Both tiers are covered by [`MdbxBackend::verify`].
+//! many blocks only deletes journal values. The flush runs after the
+//! append has committed, in its own write transaction. Journal blocks are
+//! always the newest blocks; each block is in exactly one tier. Lookups by
+//! tx hash fall back to the journal, and log queries read the journal part
+//! of their range block by block. Both tiers are covered by
+//! [`MdbxBackend::verify`].
+//!
+//! # Index runs
+//!
+//! The merged index is a log-structured merge of sorted runs. A run holds
+//! the `tx_hashes` and `log_index` entries of a contiguous range of blocks
+//! under its id; `index_runs` lists the runs with their block and tx ranges
+//! and levels. A journal flush writes a run of level 0; when the newest
+//! [`MdbxOptions::run_fanout`] runs (default 4) have the same level `l`
+//! (below [`MdbxOptions::run_max_level`], default 3), a streaming k-way merge
+//! compacts them into one run of level `l + 1`. Each level has its own
+//! `tx_hashes` and `log_index` table, and the runs compacted are all the
+//! runs of their level, so their tables are then emptied whole (MDBX frees
+//! the pages without visiting the entries). Each step is one write
+//! transaction. New runs take an id above every stored one, so
+//! ids follow the blocks and every entry is *appended* at the end of its
+//! table: a flush or compaction writes sequential pages and never rewrites
+//! a page of another run.
+//!
+//! The alternative, merging each flush into one big index, extends the open
+//! shard of nearly every key it touches; on a mainnet-shaped chain, whose
+//! topics are mostly accounts, that rewrote nearly every page of the index
+//! at each flush, so the cost of a flush grew with the chain. With runs, an
+//! entry is written once per level, and a whole-chain log query or a lookup
+//! by tx hash probes each run: at most `fanout - 1` per level below the
+//! top, a few more at the top level. A query over a block range only probes
+//! the runs the range falls in.
 //!
 //! # Receipt blooms
 //!
@@ -132,10 +162,11 @@
 //!
 //! # Format version
 //!
-//! [`FORMAT_VERSION`] (now 3; version 1 had no `receipt_blooms`, version 2
-//! stored receipts in `codec`'s `0x31`, without short topics) covers the
-//! table set, the key layouts, the shard formats (`0x51`, `0x52`), the
-//! journal format (`0x61`) and the `receipt_blooms` values; headers,
+//! [`FORMAT_VERSION`] (now 4; version 1 had no `receipt_blooms`, version 2
+//! stored receipts in `codec`'s `0x31`, without short topics, version 3 had
+//! one merged index instead of runs) covers the table set, the key layouts,
+//! the shard formats (`0x51`, `0x52`), the journal format (`0x61`), the
+//! `index_runs` values (`0x71`) and the `receipt_blooms` values; headers,
 //! transactions and receipts carry `coldchain::codec`'s own versioned format
 //! bytes. [`MdbxBackend::open`] refuses a store with another version (newer:
 //! upgrade coldchain; older: re-import), a directory of foreign files, and an
@@ -155,6 +186,7 @@ mod layout;
 mod logs;
 mod pool;
 mod read;
+mod runs;
 mod scan;
 mod store;
 mod verify;

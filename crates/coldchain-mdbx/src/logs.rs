@@ -16,7 +16,7 @@
 use crate::{
     error::{MdbxError, OrCold},
     journal::Journal,
-    layout::{IndexKey, be, decode_shard, read_be},
+    layout::{Entry, IndexKey, be, decode_shard, read_be},
     read::View,
     scan,
 };
@@ -49,6 +49,8 @@ struct Shard {
 /// The posting list of one index key, restricted to `[lo, hi)`, read lazily.
 struct Posting {
     key: IndexKey,
+    /// The index run read.
+    run: u32,
     shard: Option<Shard>,
     /// The last answer of `seek` (valid for any `x <= last`).
     last: Option<u64>,
@@ -58,16 +60,36 @@ struct Posting {
 
 impl Posting {
     fn new(key: IndexKey) -> Self {
-        Self { key, shard: None, last: None, exhausted: false, key_buf: Vec::with_capacity(41) }
+        Self {
+            key,
+            run: 0,
+            shard: None,
+            last: None,
+            exhausted: false,
+            key_buf: Vec::with_capacity(45),
+        }
     }
 
-    /// The shard base of a cursor entry, if the entry is a shard of this key.
+    /// Starts reading run `run`.
+    fn reset(&mut self, run: u32) {
+        self.run = run;
+        self.shard = None;
+        self.last = None;
+        self.exhausted = false;
+    }
+
+    /// The shard base of a cursor entry, if the entry is a shard of this key
+    /// in the run read.
     fn base_of(&self, key: &[u8]) -> ColdResult<Option<u64>> {
         let prefix = self.key.prefix();
-        if key.len() != prefix.len() + 8 || !key.starts_with(prefix) {
+        let len = 4 + prefix.len();
+        if key.len() != len + 8
+            || key[..4] != self.run.to_be_bytes()
+            || !key[4..].starts_with(prefix)
+        {
             return Ok(None);
         }
-        Ok(Some(read_be(&key[prefix.len()..], "shard base").cold()?))
+        Ok(Some(read_be(&key[len..], "shard base").cold()?))
     }
 
     /// Decodes a shard value starting at `base`.
@@ -113,7 +135,7 @@ impl Posting {
         if found.is_none() {
             // The shard with the greatest base <= x may hold positions >= x;
             // otherwise the first shard with a base > x starts at its base.
-            self.key.shard_key(x, &mut self.key_buf);
+            self.key.shard_key(self.run, x, &mut self.key_buf);
             let ge = cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&self.key_buf).cold()?;
             let positioned = ge.is_some();
             let ge = match ge {
@@ -242,9 +264,6 @@ impl Ticker<'_, '_> {
     }
 }
 
-/// A cursor entry: key and value, borrowed from the transaction.
-type Entry<'tx> = Option<(Cow<'tx, [u8]>, Cow<'tx, [u8]>)>;
-
 /// Reads candidate receipts in ascending order: short forward steps walk
 /// the cursor, longer ones seek.
 struct Receipts<'tx, K: TransactionKind> {
@@ -326,7 +345,7 @@ pub(crate) fn scan<K: TransactionKind>(
         return Ok(());
     }
 
-    // The merged blocks: the log index.
+    // The merged blocks: each index run they fall in, in order.
     let journal_first = view.journal_first()?;
     let merged_hi = match journal_first {
         Some(jf) if jf <= to => match view.block_txs(jf)? {
@@ -339,29 +358,43 @@ pub(crate) fn scan<K: TransactionKind>(
     };
     let mut receipts = Receipts::new(view)?;
     if lo < merged_hi {
-        let mut index = view.txn.cursor(view.t.log_index).cold()?;
-        let mut x = lo;
-        'candidates: while x < merged_hi {
-            // Leapfrog: raise x until every group's next position equals it.
-            let mut agreed = 0;
-            let mut g = 0;
-            while agreed < groups.len() {
-                if ticker.tick()? == Flow::Stop {
+        for run in view.runs()? {
+            let (run_lo, run_hi) = (lo.max(run.first_tx), merged_hi.min(run.end_tx));
+            if run_lo >= run_hi {
+                continue;
+            }
+            let mut index = view.txn.cursor(view.t.log_index[run.lvl()]).cold()?;
+            for group in &mut groups {
+                for posting in &mut group.0 {
+                    posting.reset(run.id);
+                }
+            }
+            let mut x = run_lo;
+            'candidates: while x < run_hi {
+                // Leapfrog: raise x until every group's next position
+                // equals it.
+                let mut agreed = 0;
+                let mut g = 0;
+                while agreed < groups.len() {
+                    if ticker.tick()? == Flow::Stop {
+                        return Ok(());
+                    }
+                    let Some(y) = groups[g].seek(&mut index, x, run_hi)? else {
+                        break 'candidates;
+                    };
+                    if y == x {
+                        agreed += 1;
+                    } else {
+                        x = y;
+                        agreed = 1;
+                    }
+                    g = (g + 1) % groups.len();
+                }
+                if receipts.emit(x, filter, emit)? == Flow::Stop {
                     return Ok(());
                 }
-                let Some(y) = groups[g].seek(&mut index, x, merged_hi)? else { break 'candidates };
-                if y == x {
-                    agreed += 1;
-                } else {
-                    x = y;
-                    agreed = 1;
-                }
-                g = (g + 1) % groups.len();
+                x += 1;
             }
-            if receipts.emit(x, filter, emit)? == Flow::Stop {
-                return Ok(());
-            }
-            x += 1;
         }
     }
 

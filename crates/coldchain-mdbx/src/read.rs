@@ -3,7 +3,7 @@
 use crate::{
     error::{MdbxError, OrCold},
     journal::Journal,
-    layout::{BlockTxs, be, hash_key, read_be, take_bloom_bits},
+    layout::{BlockTxs, Run, be, hash_key, read_be, take_bloom_bits},
     scan,
     store::Tables,
 };
@@ -159,28 +159,48 @@ impl<'t, K: TransactionKind> View<'t, K> {
         Ok(None)
     }
 
-    /// The number of the merged transaction with hash `h`: the entries under
-    /// its 8-byte prefix, checked against each transaction's stored hash.
+    /// The number of the merged transaction with hash `h`: in each run,
+    /// oldest first, the entries under its 8-byte prefix, checked against
+    /// each transaction's stored hash (so a repeated hash gives its first
+    /// transaction, like the reference model).
     pub(crate) fn merged_tx_number(&self, h: &B256) -> ColdResult<Option<u64>> {
-        let mut cursor = self.txn.cursor(self.t.tx_hashes).cold()?;
-        let mut item = cursor.set_key::<(), Cow<'_, [u8]>>(hash_key(h)).cold()?;
-        while let Some(((), value)) = item {
-            let tx = read_be(&value, "tx number").cold()?;
-            let receipt: Option<Cow<'_, [u8]>> =
-                self.txn.get(self.t.receipts.dbi(), &be(tx)).cold()?;
-            match receipt {
-                Some(r) if scan::receipt_tx_hash(&r)? == *h => return Ok(Some(tx)),
-                Some(_) => {}
-                None => {
-                    return Err(MdbxError::Corrupt(format!(
-                        "tx hash prefix of {h} points at tx {tx}, which is not stored"
-                    ))
-                    .into());
+        let mut runs = self.txn.cursor(self.t.runs).cold()?;
+        let mut run = runs.first::<Cow<'_, [u8]>, Cow<'_, [u8]>>().cold()?;
+        while let Some((k, v)) = run {
+            let found = Run::decode(&k, &v).cold()?;
+            let mut cursor = self.txn.cursor(self.t.tx_hashes[found.lvl()]).cold()?;
+            let mut item = cursor.set_key::<(), Cow<'_, [u8]>>(&hash_key(found.id, h)).cold()?;
+            while let Some(((), value)) = item {
+                let tx = read_be(&value, "tx number").cold()?;
+                let receipt: Option<Cow<'_, [u8]>> =
+                    self.txn.get(self.t.receipts.dbi(), &be(tx)).cold()?;
+                match receipt {
+                    Some(r) if scan::receipt_tx_hash(&r)? == *h => return Ok(Some(tx)),
+                    Some(_) => {}
+                    None => {
+                        return Err(MdbxError::Corrupt(format!(
+                            "tx hash prefix of {h} points at tx {tx}, which is not stored"
+                        ))
+                        .into());
+                    }
                 }
+                item = cursor.next_dup().cold()?;
             }
-            item = cursor.next_dup().cold()?;
+            run = runs.next().cold()?;
         }
         Ok(None)
+    }
+
+    /// The index runs, in id order (which is block order).
+    pub(crate) fn runs(&self) -> ColdResult<Vec<Run>> {
+        let mut cursor = self.txn.cursor(self.t.runs).cold()?;
+        let mut out = Vec::new();
+        let mut item = cursor.first::<Cow<'_, [u8]>, Cow<'_, [u8]>>().cold()?;
+        while let Some((k, v)) = item {
+            out.push(Run::decode(&k, &v).cold()?);
+            item = cursor.next().cold()?;
+        }
+        Ok(out)
     }
 
     /// The first journal block, if the journal is not empty.

@@ -58,13 +58,22 @@ pub struct MdbxOptions {
     /// Threads that run point reads (default: four per core, at least 4;
     /// see `pool.rs`). More only help when reads wait for the disk.
     pub read_threads: usize,
-    /// Newest blocks kept in the index journal after a merge (default 64):
-    /// truncations of up to this many blocks never touch the big indexes.
+    /// Newest blocks kept in the index journal after a flush (default 64):
+    /// truncations of up to this many blocks never touch the index runs.
     /// See the [crate docs](crate#the-index-journal).
     pub journal_keep: u64,
-    /// Journal length that triggers a merge into the big indexes (default
-    /// 256; at least `journal_keep + 1`).
+    /// Journal length that triggers a flush of its oldest blocks into a new
+    /// index run (default 256; at least `journal_keep + 1`).
     pub journal_max: u64,
+    /// How many index runs of one level are compacted into one run of the
+    /// next (default 4; at least 2). See the
+    /// [crate docs](crate#index-runs).
+    pub run_fanout: usize,
+    /// Runs of this level are not compacted further (default 3: with the
+    /// other defaults, runs of up to 12,288 blocks; at most 7). It bounds
+    /// the longest compaction, which holds the writer; higher levels mean
+    /// fewer runs for a whole-chain log query to probe.
+    pub run_max_level: u8,
 }
 
 impl Default for MdbxOptions {
@@ -78,6 +87,8 @@ impl Default for MdbxOptions {
             read_threads: std::thread::available_parallelism().map_or(4, |n| 4 * n.get()).max(4),
             journal_keep: JOURNAL_KEEP,
             journal_max: JOURNAL_MAX,
+            run_fanout: 4,
+            run_max_level: 3,
         }
     }
 }
@@ -88,11 +99,11 @@ impl MdbxOptions {
         Self { growth_step: 1 << 20, max_size: 64 << 30, ..Self::default() }
     }
 
-    /// [`Self::for_tests`] with a tiny index journal (merges every few
-    /// blocks), so that tests exercise the merged indexes and the journal
-    /// together.
+    /// [`Self::for_tests`] with a tiny index journal (flushes every few
+    /// blocks) and a fanout of 2, so that tests exercise the journal, runs
+    /// and compactions of several levels together.
     pub fn for_tests_small_journal() -> Self {
-        Self { journal_keep: 2, journal_max: 5, ..Self::for_tests() }
+        Self { journal_keep: 2, journal_max: 5, run_fanout: 2, ..Self::for_tests() }
     }
 }
 
@@ -106,10 +117,13 @@ pub(crate) struct Tables {
     pub(crate) tx_blocks: Database,
     pub(crate) transactions: Database,
     pub(crate) receipts: Database,
-    pub(crate) tx_hashes: Database,
-    pub(crate) log_index: Database,
+    /// By index run level.
+    pub(crate) tx_hashes: [Database; table::LEVELS],
+    /// By index run level.
+    pub(crate) log_index: [Database; table::LEVELS],
     pub(crate) journal: Database,
     pub(crate) receipt_blooms: Database,
+    pub(crate) runs: Database,
 }
 
 /// The shared state of a backend: the environment and its tables.
@@ -118,10 +132,14 @@ pub(crate) struct Store {
     pub(crate) env: Environment,
     pub(crate) tables: Tables,
     pub(crate) path: PathBuf,
-    /// Journal blocks kept after a merge.
+    /// Journal blocks kept after a flush.
     pub(crate) journal_keep: u64,
-    /// Journal length that triggers a merge.
+    /// Journal length that triggers a flush.
     pub(crate) journal_max: u64,
+    /// Runs of one level compacted together.
+    pub(crate) run_fanout: usize,
+    /// Level of runs that are not compacted further.
+    pub(crate) run_max_level: u8,
 }
 
 const DATA_FILE: &str = "mdbx.dat";
@@ -174,7 +192,7 @@ impl Store {
         };
         let growth = isize::try_from(options.growth_step).unwrap_or(isize::MAX);
         let env = Environment::builder()
-            .set_max_dbs(table::ALL.len() + 2)
+            .set_max_dbs(table::COUNT + 2)
             .set_max_readers(options.max_readers)
             .set_flags(EnvironmentFlags {
                 mode: Mode::ReadWrite { sync_mode },
@@ -202,7 +220,15 @@ impl Store {
 
         let tables = Self::init_tables(&env, &path)?;
         let journal_max = options.journal_max.max(options.journal_keep + 1);
-        Ok(Arc::new(Self { env, tables, path, journal_keep: options.journal_keep, journal_max }))
+        Ok(Arc::new(Self {
+            env,
+            tables,
+            path,
+            journal_keep: options.journal_keep,
+            journal_max,
+            run_fanout: options.run_fanout.max(2),
+            run_max_level: options.run_max_level.min(table::LEVELS as u8 - 1),
+        }))
     }
 
     /// Creates the tables in an empty store, or checks the format of an
@@ -257,7 +283,7 @@ impl Store {
             }
         }
         let open = |name: &str| -> Result<Database, MdbxError> {
-            let flags = if name == table::TX_HASHES {
+            let flags = if table::TX_HASHES.contains(&name) {
                 DatabaseFlags::DUP_SORT | DatabaseFlags::DUP_FIXED
             } else {
                 DatabaseFlags::empty()
@@ -273,6 +299,14 @@ impl Store {
                 })?
             })
         };
+        let per_level =
+            |names: &[&str; table::LEVELS]| -> Result<[Database; table::LEVELS], MdbxError> {
+                let mut out = Vec::with_capacity(table::LEVELS);
+                for name in names {
+                    out.push(open(name)?);
+                }
+                out.try_into().map_err(|_| MdbxError::Corrupt("table count".into()))
+            };
         let tables = Tables {
             meta: open(table::META)?,
             headers: open(table::HEADERS)?,
@@ -281,10 +315,11 @@ impl Store {
             tx_blocks: open(table::TX_BLOCKS)?,
             transactions: open(table::TRANSACTIONS)?,
             receipts: open(table::RECEIPTS)?,
-            tx_hashes: open(table::TX_HASHES)?,
-            log_index: open(table::LOG_INDEX)?,
+            tx_hashes: per_level(&table::TX_HASHES)?,
+            log_index: per_level(&table::LOG_INDEX)?,
             journal: open(table::JOURNAL)?,
             receipt_blooms: open(table::RECEIPT_BLOOMS)?,
+            runs: open(table::RUNS)?,
         };
         if fresh {
             txn.put(tables.meta, META_MAGIC, MAGIC, WriteFlags::empty())?;

@@ -3,7 +3,10 @@
 use crate::{
     error::MdbxError,
     journal::{self, Journal},
-    layout::{BlockTxs, IndexKey, be, decode_shard, hash_key, read_be, take_bloom_bits},
+    layout::{
+        BlockTxs, Entry, IndexKey, Run, be, decode_shard, hash_key, read_be, read_run,
+        take_bloom_bits,
+    },
     read::header_hash,
     store::Store,
     write::log_keys,
@@ -30,11 +33,14 @@ pub struct VerifyReport {
     pub transactions: u64,
     /// Stored logs.
     pub logs: u64,
-    /// Blocks in the journal (not yet merged into the big indexes).
+    /// Blocks in the journal (not yet flushed into an index run).
     pub journal_blocks: u64,
+    /// Runs of the merged index.
+    pub index_runs: u64,
     /// Entries of the tx hash table.
     pub tx_hash_entries: u64,
-    /// Distinct keys (address or topic at a position) in the log index.
+    /// Distinct keys (address or topic at a position) of each index run in
+    /// the log index, summed over the runs.
     pub index_keys: u64,
     /// Shards in the log index.
     pub index_shards: u64,
@@ -68,12 +74,13 @@ impl std::fmt::Display for VerifyReport {
         }
         write!(
             f,
-            " ({} blocks, {} in the journal, {} transactions, {} logs; index: {} keys, {} shards, \
-             {} entries): ",
+            " ({} blocks, {} in the journal, {} transactions, {} logs; index: {} runs, {} keys, \
+             {} shards, {} entries): ",
             self.blocks,
             self.journal_blocks,
             self.transactions,
             self.logs,
+            self.index_runs,
             self.index_keys,
             self.index_shards,
             self.index_entries
@@ -92,35 +99,36 @@ impl std::fmt::Display for VerifyReport {
     }
 }
 
-type Entry<'tx> = Option<(Cow<'tx, [u8]>, Cow<'tx, [u8]>)>;
-
 /// Looks positions up in the log index, caching recently used shards.
 struct IndexProbe<'tx> {
-    cursor: Cursor<'tx, Ro>,
-    cache: HashMap<IndexKey, (u64, u64, RoaringBitmap)>,
+    /// A cursor on each level's `log_index` table.
+    cursors: Vec<Cursor<'tx, Ro>>,
+    cache: HashMap<(u32, IndexKey), (u64, u64, RoaringBitmap)>,
     buf: Vec<u8>,
 }
 
 impl<'tx> IndexProbe<'tx> {
-    /// Whether the index of `key` holds position `tx`.
-    fn contains(&mut self, key: &IndexKey, tx: u64) -> Result<bool, MdbxError> {
-        if let Some((base, max, bitmap)) = self.cache.get(key)
+    /// Whether run `run`'s index of `key` holds position `tx`.
+    fn contains(&mut self, run: &Run, key: &IndexKey, tx: u64) -> Result<bool, MdbxError> {
+        let cursor = &mut self.cursors[run.lvl()];
+        let run = run.id;
+        if let Some((base, max, bitmap)) = self.cache.get(&(run, *key))
             && (*base..=*max).contains(&tx)
         {
             return Ok(bitmap.contains((tx - base) as u32));
         }
         // The shard with the greatest base <= tx.
-        key.shard_key(tx.saturating_add(1), &mut self.buf);
-        let entry: Entry<'tx> = match self.cursor.set_range::<(), ()>(&self.buf)? {
-            Some(_) => self.cursor.prev()?,
-            None => self.cursor.last()?,
+        key.shard_key(run, tx.saturating_add(1), &mut self.buf);
+        let entry: Entry<'tx> = match cursor.set_range::<(), ()>(&self.buf)? {
+            Some(_) => cursor.prev()?,
+            None => cursor.last()?,
         };
         let Some((k, v)) = entry else { return Ok(false) };
-        let prefix = key.prefix();
-        if k.len() != prefix.len() + 8 || !k.starts_with(prefix) {
+        let prefix_len = self.buf.len() - 8;
+        if k.len() != self.buf.len() || k[..prefix_len] != self.buf[..prefix_len] {
             return Ok(false);
         }
-        let base = read_be(&k[prefix.len()..], "shard base")?;
+        let base = read_be(&k[prefix_len..], "shard base")?;
         if base > tx {
             return Ok(false);
         }
@@ -130,7 +138,7 @@ impl<'tx> IndexProbe<'tx> {
         if self.cache.len() >= 4096 {
             self.cache.clear();
         }
-        self.cache.insert(*key, (base, max, bitmap));
+        self.cache.insert((run, *key), (base, max, bitmap));
         Ok(found)
     }
 }
@@ -140,10 +148,11 @@ pub(crate) fn verify(store: &Store) -> Result<VerifyReport, MdbxError> {
     let txn = store.env.begin_ro_unsync()?;
     let mut r = VerifyReport::default();
     let mut expected_entries = 0u64;
-    let (first_tx, end_tx) = blocks_and_data(&txn, store, &mut r, &mut expected_entries)?;
-    tx_hash_table(&txn, store, &mut r, first_tx, end_tx)?;
+    let runs = index_runs(&txn, store, &mut r)?;
+    let (first_tx, end_tx) = blocks_and_data(&txn, store, &runs, &mut r, &mut expected_entries)?;
+    tx_hash_table(&txn, store, &runs, &mut r, first_tx, end_tx)?;
     block_tables(&txn, store, &mut r)?;
-    log_index(&txn, store, &mut r, first_tx, end_tx)?;
+    log_index(&txn, store, &runs, &mut r)?;
     if r.index_entries != expected_entries {
         r.problem(format!(
             "the log index holds {} entries but the stored logs give {expected_entries}",
@@ -159,6 +168,7 @@ pub(crate) fn verify(store: &Store) -> Result<VerifyReport, MdbxError> {
 fn blocks_and_data(
     txn: &Tx<Ro>,
     store: &Store,
+    runs: &[Run],
     r: &mut VerifyReport,
     expected_entries: &mut u64,
 ) -> Result<(u64, u64), MdbxError> {
@@ -166,9 +176,13 @@ fn blocks_and_data(
     let mut headers = txn.cursor(t.headers)?;
     let mut txs = txn.cursor(t.transactions)?;
     let mut receipts = txn.cursor(t.receipts)?;
-    let mut probe =
-        IndexProbe { cursor: txn.cursor(t.log_index)?, cache: HashMap::new(), buf: Vec::new() };
-    let mut hash_cursor = txn.cursor(t.tx_hashes)?;
+    let mut probe = IndexProbe {
+        cursors: t.log_index.iter().map(|db| txn.cursor(*db)).collect::<Result<_, _>>()?,
+        cache: HashMap::new(),
+        buf: Vec::new(),
+    };
+    let mut hash_cursors: Vec<Cursor<'_, Ro>> =
+        t.tx_hashes.iter().map(|db| txn.cursor(*db)).collect::<Result<_, _>>()?;
     let mut prev: Option<(u64, B256)> = None;
     let mut next_tx: Option<u64> = None;
     let mut first_tx = 0;
@@ -182,6 +196,8 @@ fn blocks_and_data(
     let mut block_hashes: Vec<B256> = Vec::new();
     let mut block_entries: Vec<(IndexKey, u32)> = Vec::new();
     let mut journal_buf = Vec::new();
+    // The run of the block walked (merged blocks only).
+    let mut run_at = 0usize;
     let mut item: Entry<'_> = headers.first()?;
     while let Some((key, value)) = item {
         let n = read_be(&key, "header key")?;
@@ -237,6 +253,32 @@ fn blocks_and_data(
         let in_journal = journal_first.is_some_and(|jf| n >= jf);
         if in_journal && merged_end_tx.is_none() {
             merged_end_tx = Some(bt.first);
+        }
+        let mut run: Option<&Run> = None;
+        if !in_journal {
+            while runs.get(run_at).is_some_and(|x| x.last_block < n) {
+                run_at += 1;
+            }
+            match runs.get(run_at) {
+                Some(x) if x.first_block <= n => {
+                    run = Some(x);
+                    if n == x.first_block && bt.first != x.first_tx {
+                        r.problem(format!(
+                            "index run {} starts at tx {}, its first block {n} at tx {}",
+                            x.id, x.first_tx, bt.first
+                        ));
+                    }
+                    if n == x.last_block && bt.end() != x.end_tx {
+                        r.problem(format!(
+                            "index run {} ends at tx {}, its last block {n} at tx {}",
+                            x.id,
+                            x.end_tx,
+                            bt.end()
+                        ));
+                    }
+                }
+                _ => r.problem(format!("merged block {n} is in no index run")),
+            }
         }
         block_hashes.clear();
         block_entries.clear();
@@ -296,7 +338,12 @@ fn blocks_and_data(
                             }
                         }
                     }
-                    let entry: Option<()> = hash_cursor.get_both(hash_key(&h), &be(tx))?;
+                    let entry: Option<()> = match run {
+                        Some(run) => {
+                            hash_cursors[run.lvl()].get_both(&hash_key(run.id, &h), &be(tx))?
+                        }
+                        None => None,
+                    };
                     match (entry.is_some(), in_journal) {
                         (true, false) | (false, true) => {}
                         (true, true) => r.problem(format!(
@@ -312,10 +359,10 @@ fn blocks_and_data(
                     if in_journal {
                         block_hashes.push(h);
                         block_entries.extend(keys.iter().map(|k| (*k, i as u32)));
-                    } else {
+                    } else if let Some(run) = run {
                         for k in &keys {
                             *expected_entries += 1;
-                            if !probe.contains(k, tx)? {
+                            if !probe.contains(run, k, tx)? {
                                 r.problem(format!(
                                     "tx {tx} has a log with {} but the index lacks it",
                                     k.describe()
@@ -350,6 +397,21 @@ fn blocks_and_data(
         item = headers.next()?;
     }
     let end_tx = next_tx.unwrap_or(0);
+    // The runs cover exactly the merged blocks.
+    let merged_last = match journal_first {
+        Some(jf) if r.first_block.is_some_and(|f| jf <= f) => None,
+        Some(jf) => jf.checked_sub(1),
+        None => r.tip,
+    };
+    let (run_first, run_last) =
+        (runs.first().map(|x| x.first_block), runs.last().map(|x| x.last_block));
+    let merged_first = merged_last.and(r.first_block);
+    if (run_first, run_last) != (merged_first, merged_last) {
+        r.problem(format!(
+            "the index runs cover blocks {run_first:?}..={run_last:?}, the merged blocks are \
+             {merged_first:?}..={merged_last:?}"
+        ));
+    }
     let bloom_values = txn.db_stat(&t.receipt_blooms)?.entries() as u64;
     if bloom_values != r.blocks {
         r.problem(format!("receipt_blooms has {bloom_values} values for {} blocks", r.blocks));
@@ -379,39 +441,61 @@ fn blocks_and_data(
     Ok((first_tx, merged_end_tx))
 }
 
-/// Every tx hash entry points at a merged transaction whose hash has that
-/// prefix.
+/// The index runs: well formed, adjacent, in block order.
+fn index_runs(txn: &Tx<Ro>, store: &Store, r: &mut VerifyReport) -> Result<Vec<Run>, MdbxError> {
+    let mut cursor = txn.cursor(store.tables.runs)?;
+    let mut runs: Vec<Run> = Vec::new();
+    let mut item: Entry<'_> = cursor.first()?;
+    while let Some((k, v)) = item {
+        match Run::decode(&k, &v) {
+            Ok(run) => {
+                if let Some(prev) = runs.last()
+                    && (prev.last_block + 1 != run.first_block || prev.end_tx != run.first_tx)
+                {
+                    r.problem(format!(
+                        "index run {} (blocks {}..={}, txs {}..{}) does not follow run {} \
+                         (blocks {}..={}, txs {}..{})",
+                        run.id,
+                        run.first_block,
+                        run.last_block,
+                        run.first_tx,
+                        run.end_tx,
+                        prev.id,
+                        prev.first_block,
+                        prev.last_block,
+                        prev.first_tx,
+                        prev.end_tx
+                    ));
+                }
+                runs.push(run);
+            }
+            Err(e) => r.problem(format!("{e}")),
+        }
+        item = cursor.next()?;
+    }
+    r.index_runs = runs.len() as u64;
+    Ok(runs)
+}
+
+/// The run holding transaction `tx`.
+fn run_of(runs: &[Run], tx: u64) -> Option<&Run> {
+    let i = runs.partition_point(|x| x.end_tx <= tx);
+    runs.get(i).filter(|x| x.first_tx <= tx)
+}
+
+/// Every tx hash entry points at a merged transaction of its run whose hash
+/// has that prefix.
 fn tx_hash_table(
     txn: &Tx<Ro>,
     store: &Store,
+    runs: &[Run],
     r: &mut VerifyReport,
     first_tx: u64,
     end_tx: u64,
 ) -> Result<(), MdbxError> {
     let t = store.tables;
-    let mut cursor = txn.cursor(t.tx_hashes)?;
-    let mut item: Entry<'_> = cursor.first()?;
-    while let Some((key, value)) = item {
-        r.tx_hash_entries += 1;
-        let tx = read_be(&value, "tx number")?;
-        if !(first_tx..end_tx).contains(&tx) {
-            r.problem(format!(
-                "tx hash prefix {key:02x?} points at tx {tx}, outside the merged {first_tx}..{end_tx}"
-            ));
-        } else {
-            let receipt: Option<Cow<'_, [u8]>> = txn.get(t.receipts.dbi(), &be(tx))?;
-            match receipt.map(|v| codec::decode_receipt(&v)) {
-                Some(Ok(rc)) if hash_key(&rc.tx_hash) == key.as_ref() => {}
-                Some(Ok(rc)) => r.problem(format!(
-                    "tx hash prefix {key:02x?} points at tx {tx}, whose hash is {}",
-                    rc.tx_hash
-                )),
-                _ => r.problem(format!(
-                    "tx hash prefix {key:02x?} points at tx {tx}, which is not readable"
-                )),
-            }
-        }
-        item = cursor.next()?;
+    for (level, db) in t.tx_hashes.iter().enumerate() {
+        tx_hash_level(txn, store, runs, r, level, *db)?;
     }
     if r.tx_hash_entries != end_tx.saturating_sub(first_tx) {
         r.problem(format!(
@@ -419,6 +503,46 @@ fn tx_hash_table(
             r.tx_hash_entries,
             end_tx.saturating_sub(first_tx)
         ));
+    }
+    Ok(())
+}
+
+/// The checks of [`tx_hash_table`] on the table of one level.
+fn tx_hash_level(
+    txn: &Tx<Ro>,
+    store: &Store,
+    runs: &[Run],
+    r: &mut VerifyReport,
+    level: usize,
+    db: signet_libmdbx::Database,
+) -> Result<(), MdbxError> {
+    let t = store.tables;
+    let mut cursor = txn.cursor(db)?;
+    let mut item: Entry<'_> = cursor.first()?;
+    while let Some((key, value)) = item {
+        r.tx_hash_entries += 1;
+        let tx = read_be(&value, "tx number")?;
+        let run = read_run(&key, "tx_hashes key")?;
+        let owner = run_of(runs, tx);
+        if owner.map(|x| (x.id, x.lvl())) != Some((run, level)) || key.len() != 12 {
+            r.problem(format!(
+                "tx hash entry {key:02x?} of level {level} points at tx {tx}, outside its index \
+                 run {run}"
+            ));
+        } else {
+            let receipt: Option<Cow<'_, [u8]>> = txn.get(t.receipts.dbi(), &be(tx))?;
+            match receipt.map(|v| codec::decode_receipt(&v)) {
+                Some(Ok(rc)) if hash_key(run, &rc.tx_hash) == key.as_ref() => {}
+                Some(Ok(rc)) => r.problem(format!(
+                    "tx hash entry {key:02x?} points at tx {tx}, whose hash is {}",
+                    rc.tx_hash
+                )),
+                _ => r.problem(format!(
+                    "tx hash entry {key:02x?} points at tx {tx}, which is not readable"
+                )),
+            }
+        }
+        item = cursor.next()?;
     }
     Ok(())
 }
@@ -460,20 +584,33 @@ fn block_tables(txn: &Tx<Ro>, store: &Store, r: &mut VerifyReport) -> Result<(),
     Ok(())
 }
 
-/// Shards are well formed, ordered, disjoint and inside the stored range.
+/// Shards are well formed, ordered, disjoint and inside their run's range.
 fn log_index(
     txn: &Tx<Ro>,
     store: &Store,
+    runs: &[Run],
     r: &mut VerifyReport,
-    first_tx: u64,
-    end_tx: u64,
 ) -> Result<(), MdbxError> {
-    let mut cursor = txn.cursor(store.tables.log_index)?;
+    for (level, db) in store.tables.log_index.iter().enumerate() {
+        log_index_level(txn, runs, r, level, *db)?;
+    }
+    Ok(())
+}
+
+/// The checks of [`log_index`] on the table of one level.
+fn log_index_level(
+    txn: &Tx<Ro>,
+    runs: &[Run],
+    r: &mut VerifyReport,
+    level: usize,
+    db: signet_libmdbx::Database,
+) -> Result<(), MdbxError> {
+    let mut cursor = txn.cursor(db)?;
     let mut item: Entry<'_> = cursor.first()?;
-    let mut prev: Option<(IndexKey, u64)> = None;
+    let mut prev: Option<(u32, IndexKey, u64)> = None;
     while let Some((key, value)) = item {
         r.index_shards += 1;
-        let (k, base) = match IndexKey::parse(&key) {
+        let (run, k, base) = match IndexKey::parse(&key) {
             Ok(x) => x,
             Err(e) => {
                 r.problem(format!("log index: {e}"));
@@ -490,10 +627,11 @@ fn log_index(
             }
         };
         match prev {
-            Some((pk, pmax)) if pk == k => {
+            Some((pr, pk, pmax)) if pr == run && pk == k => {
                 if base <= pmax {
                     r.problem(format!(
-                        "log index of {}: shard {base} overlaps the previous one (up to {pmax})",
+                        "log index of {} in run {run}: shard {base} overlaps the previous one \
+                         (up to {pmax})",
                         k.describe()
                     ));
                 }
@@ -508,14 +646,27 @@ fn log_index(
         }
         let max = base + u64::from(bitmap.max().unwrap_or(0));
         r.index_entries += bitmap.len();
-        if base < first_tx || max >= end_tx {
-            r.problem(format!(
-                "log index of {}: shard {base} holds positions up to {max}, outside the stored \
-                 transactions {first_tx}..{end_tx}",
+        match runs.iter().find(|x| x.id == run) {
+            Some(x) if x.lvl() != level => r.problem(format!(
+                "log index of {}: shard {base} of run {run} is in the table of level {level}, \
+                 the run has level {}",
+                k.describe(),
+                x.level
+            )),
+            Some(x) if base >= x.first_tx && max < x.end_tx => {}
+            Some(x) => r.problem(format!(
+                "log index of {}: shard {base} holds positions up to {max}, outside its run \
+                 {run} (txs {}..{})",
+                k.describe(),
+                x.first_tx,
+                x.end_tx
+            )),
+            None => r.problem(format!(
+                "log index of {}: shard {base} is in run {run}, which is not stored",
                 k.describe()
-            ));
+            )),
         }
-        prev = Some((k, max));
+        prev = Some((run, k, max));
         item = cursor.next()?;
     }
     Ok(())

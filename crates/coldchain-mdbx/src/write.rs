@@ -2,13 +2,13 @@
 
 use crate::{
     error::{MdbxError, OrCold},
-    journal::{self, Journal},
+    journal,
     layout::{
-        BlockTxs, IndexKey, SHARD_MAX_ENTRIES, be, decode_shard, encode_bloom_bits, encode_shard,
-        hash_key, read_be, sort_by_hash, take_bloom_bits,
+        BlockTxs, IndexKey, Run, be, decode_shard, encode_bloom_bits, encode_shard, hash_key,
+        read_be, sort_by_hash, take_bloom_bits,
     },
     read::{View, header_hash},
-    scan,
+    runs, scan,
     store::Store,
 };
 use alloy::primitives::{B256, BlockNumber, Log};
@@ -16,7 +16,6 @@ use coldchain::{
     BlockData, ColdError, ColdResult, Deadline, backend::DrainedBlock, backend::check_contiguous,
     codec,
 };
-use roaring::RoaringBitmap;
 use signet_libmdbx::{Cursor, Database, Rw, WriteFlags, tx::Tx};
 use std::borrow::Cow;
 
@@ -128,208 +127,79 @@ pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline)
     deadline.check()?;
     let journal_len = txn.db_stat(&t.journal).cold()?.entries() as u64;
     txn.commit().cold()?;
-    // The append is durable. Merging the journal is a reorganization that
-    // readers cannot see, so it runs in its own transaction: a failure (or a
-    // deadline) there does not undo the append; the next append retries.
-    if journal_len >= store.journal_max {
-        let merged = (|| {
-            let txn = store.env.begin_rw_unsync().cold()?;
-            let len = txn.db_stat(&t.journal).cold()?.entries() as u64;
-            if len < store.journal_max {
-                return Ok(());
-            }
-            merge_journal(&txn, store, len - store.journal_keep, deadline)?;
-            txn.commit().cold()
-        })();
-        if let Err(e) = merged {
-            tracing::warn!(error = %e, "coldchain-mdbx: merging the index journal failed; retried on the next append");
-        }
+    // The append is durable. Moving journal blocks into the index is a
+    // reorganization that readers cannot see, so it runs in transactions of
+    // its own: a failure (or a deadline) there does not undo the append; the
+    // next append retries.
+    if journal_len >= store.journal_max
+        && let Err(e) = maintain(store, deadline)
+    {
+        tracing::warn!(error = %e, "coldchain-mdbx: flushing or compacting the index journal failed; retried on the next append");
     }
     Ok(())
 }
 
-/// Moves the oldest `count` journal blocks into `tx_hashes` and `log_index`,
-/// in one sorted pass each.
-fn merge_journal(txn: &Tx<Rw>, store: &Store, count: u64, deadline: &Deadline) -> ColdResult<()> {
+/// Flushes the journal into a new index run when it is full, then compacts
+/// runs while some are due; each step is one write transaction.
+fn maintain(store: &Store, deadline: &Deadline) -> ColdResult<()> {
     let t = store.tables;
-    let view = View::new(txn, t);
-    let mut hashes: Vec<(B256, u64)> = Vec::new();
-    let mut entries: Vec<(IndexKey, u64)> = Vec::new();
-    {
-        let mut cursor = txn.cursor(t.journal).cold()?;
-        let mut item = cursor.first::<Cow<'_, [u8]>, Cow<'_, [u8]>>().cold()?;
-        let mut merged = 0;
-        while let Some((key, value)) = item {
-            if merged == count {
-                break;
-            }
-            let n = read_be(&key, "journal key").cold()?;
-            let Some(bt) = view.block_txs(n)? else {
-                return Err(MdbxError::Corrupt(format!(
-                    "journal block {n} has no transactions range"
-                ))
-                .into());
-            };
-            let j = Journal::parse(&value).cold()?;
-            hashes.extend(j.hashes().map(|(h, off)| (h, bt.first + u64::from(off))));
-            for e in j.entries() {
-                let (k, off) = e.cold()?;
-                entries.push((k, bt.first + u64::from(off)));
-            }
-            merged += 1;
-            item = cursor.next().cold()?;
-        }
+    let txn = store.env.begin_rw_unsync().cold()?;
+    let len = txn.db_stat(&t.journal).cold()?.entries() as u64;
+    if len >= store.journal_max {
+        runs::flush_journal(&txn, store, len - store.journal_keep, deadline)?;
     }
-    deadline.check()?;
-    sort_by_hash(&mut hashes);
-    {
-        let mut cursor = txn.cursor(t.tx_hashes).cold()?;
-        // Sorted duplicates under the hash prefix; a lookup checks each
-        // against the stored transaction and takes the first that matches
-        // (so a repeated hash keeps its first position, like the reference
-        // model).
-        for (hash, tx) in &hashes {
-            cursor.put(hash_key(hash), &be(*tx), WriteFlags::empty()).cold()?;
-        }
+    txn.commit().cold()?;
+    loop {
+        let txn = store.env.begin_rw_unsync().cold()?;
+        let all = View::new(&txn, t).runs()?;
+        let Some(inputs) = runs::due(&all, store.run_fanout, store.run_max_level) else {
+            return Ok(());
+        };
+        runs::compact(&txn, store, &all, inputs, deadline)?;
+        txn.commit().cold()?;
     }
-    deadline.check()?;
-    entries.sort_unstable();
-    index_append(txn, t.log_index, &entries, deadline)?;
-    let mut cursor = txn.cursor(t.journal).cold()?;
-    for _ in 0..count {
-        if cursor.first::<(), ()>().cold()?.is_none() {
-            break;
-        }
-        cursor.del().cold()?;
-    }
-    Ok(())
 }
 
-/// The last shard of `key` at the cursor: (base, value).
+/// The last shard of `key` in run `run` at the cursor: (base, value).
 fn last_shard<'tx>(
     cursor: &mut Cursor<'tx, Rw>,
+    run: u32,
     key: &IndexKey,
     buf: &mut Vec<u8>,
 ) -> ColdResult<Option<(u64, Cow<'tx, [u8]>)>> {
-    key.shard_key(u64::MAX, buf);
+    key.shard_key(run, u64::MAX, buf);
     let entry = match cursor.set_range::<Cow<'tx, [u8]>, Cow<'tx, [u8]>>(buf).cold()? {
         Some((k, v)) if k.as_ref() == buf.as_slice() => Some((k, v)),
         Some(_) => cursor.prev().cold()?,
         None => cursor.last().cold()?,
     };
-    let prefix = key.prefix();
+    let prefix_len = buf.len() - 8;
     match entry {
-        Some((k, v)) if k.len() == prefix.len() + 8 && k.starts_with(prefix) => {
-            Ok(Some((read_be(&k[prefix.len()..], "shard base").cold()?, v)))
+        Some((k, v)) if k.len() == buf.len() && k[..prefix_len] == buf[..prefix_len] => {
+            Ok(Some((read_be(&k[prefix_len..], "shard base").cold()?, v)))
         }
         _ => Ok(None),
     }
 }
 
-/// Adds sorted `(key, position)` entries to the log index: each key's open
-/// (last) shard is extended, and new shards are started when it is full.
-fn index_append(
-    txn: &Tx<Rw>,
-    db: Database,
-    entries: &[(IndexKey, u64)],
-    deadline: &Deadline,
-) -> ColdResult<()> {
-    let mut cursor = txn.cursor(db).cold()?;
-    let mut key_buf = Vec::with_capacity(41);
-    let mut value_buf = Vec::with_capacity(256);
-    let mut i = 0;
-    let mut groups = 0u64;
-    while i < entries.len() {
-        let key = entries[i].0;
-        let mut j = i + 1;
-        while j < entries.len() && entries[j].0 == key {
-            j += 1;
-        }
-        groups += 1;
-        if groups.is_multiple_of(CHECK_EVERY) {
-            deadline.check()?;
-        }
-        // (base, bitmap, changed)
-        let mut open: Option<(u64, RoaringBitmap, bool)> =
-            match last_shard(&mut cursor, &key, &mut key_buf)? {
-                Some((base, value)) => Some((base, decode_shard(&value).cold()?, false)),
-                None => None,
-            };
-        for &(_, pos) in &entries[i..j] {
-            let fits = open.as_ref().and_then(|(base, bitmap, _)| {
-                let off = pos.checked_sub(*base)?;
-                (bitmap.len() < SHARD_MAX_ENTRIES).then_some(u32::try_from(off).ok()).flatten()
-            });
-            match (fits, open.as_mut()) {
-                (Some(off), Some((base, bitmap, changed))) => {
-                    if bitmap.try_push(off).is_err() {
-                        return Err(MdbxError::Corrupt(format!(
-                            "log index of {} already holds position {pos} or a later one \
-                             (shard {base})",
-                            key.describe()
-                        ))
-                        .into());
-                    }
-                    *changed = true;
-                }
-                _ => {
-                    if let Some((base, bitmap, true)) = open.take() {
-                        write_shard(
-                            &mut cursor,
-                            &key,
-                            base,
-                            &bitmap,
-                            &mut key_buf,
-                            &mut value_buf,
-                        )?;
-                    }
-                    let mut bitmap = RoaringBitmap::new();
-                    bitmap.insert(0);
-                    open = Some((pos, bitmap, true));
-                }
-            }
-        }
-        if let Some((base, bitmap, true)) = open {
-            write_shard(&mut cursor, &key, base, &bitmap, &mut key_buf, &mut value_buf)?;
-        }
-        i = j;
-    }
-    Ok(())
-}
-
-/// Writes a shard through `cursor`, which stands at or next to it (from
-/// [`last_shard`]): MDBX then searches only the cursor's page instead of
-/// descending from the root, as a plain `put` would.
-fn write_shard(
-    cursor: &mut Cursor<'_, Rw>,
-    key: &IndexKey,
-    base: u64,
-    bitmap: &RoaringBitmap,
-    key_buf: &mut Vec<u8>,
-    value_buf: &mut Vec<u8>,
-) -> ColdResult<()> {
-    key.shard_key(base, key_buf);
-    encode_shard(bitmap, value_buf).cold()?;
-    cursor.put(&*key_buf, &*value_buf, WriteFlags::empty()).cold()
-}
-
-/// Removes every position `>= cut` from the index of each key in `keys`
-/// (sorted, deduplicated).
+/// Removes every position `>= cut` from run `run`'s index of each key in
+/// `keys` (sorted, deduplicated).
 fn index_truncate(
     txn: &Tx<Rw>,
     db: Database,
+    run: u32,
     keys: &[IndexKey],
     cut: u64,
     deadline: &Deadline,
 ) -> ColdResult<()> {
     let mut cursor = txn.cursor(db).cold()?;
-    let mut key_buf = Vec::with_capacity(41);
+    let mut key_buf = Vec::with_capacity(45);
     let mut value_buf = Vec::with_capacity(256);
     for (i, key) in keys.iter().enumerate() {
         if (i as u64).is_multiple_of(CHECK_EVERY) {
             deadline.check()?;
         }
-        while let Some((base, value)) = last_shard(&mut cursor, key, &mut key_buf)? {
+        while let Some((base, value)) = last_shard(&mut cursor, run, key, &mut key_buf)? {
             if base >= cut {
                 // The cursor is on this shard: all of it goes.
                 cursor.del().cold()?;
@@ -340,7 +210,11 @@ fn index_truncate(
             let from = u32::try_from(cut - base).unwrap_or(u32::MAX);
             if bitmap.max().is_some_and(|m| m >= from) {
                 bitmap.remove_range(from..);
-                write_shard(&mut cursor, key, base, &bitmap, &mut key_buf, &mut value_buf)?;
+                // The cursor stands on the shard: MDBX then searches only
+                // its page instead of descending from the root.
+                key.shard_key(run, base, &mut key_buf);
+                encode_shard(&bitmap, &mut value_buf).cold()?;
+                cursor.put(&key_buf, &value_buf, WriteFlags::empty()).cold()?;
             }
             break;
         }
@@ -399,25 +273,9 @@ pub(crate) fn truncate(
         }
     }
 
-    // Blocks below the first journal block are merged: their tx hashes and
-    // log index entries are in the big tables and must go from there.
-    let journal_first = {
-        let mut cursor = txn.cursor(t.journal).cold()?;
-        match cursor.first::<Cow<'_, [u8]>, ()>().cold()? {
-            Some((k, ())) => Some(read_be(&k, "journal key").cold()?),
-            None => None,
-        }
-    };
-    let merged_end_tx = match journal_first {
-        Some(jf) if jf > cut => match view.block_txs(jf)? {
-            Some(bt) => bt.first,
-            None => {
-                return Err(MdbxError::Corrupt(format!("journal block {jf} has no range")).into());
-            }
-        },
-        Some(_) => cut_tx,
-        None => u64::MAX,
-    };
+    // Blocks below the first journal block are merged into index runs:
+    // runs wholly above the cut go, and the one across it is trimmed.
+    let runs = view.runs()?;
     if collect {
         // Each removed block's transaction range end and receipt blooms.
         let mut ranges: Vec<(u64, &[u8])> = Vec::with_capacity(drained.len());
@@ -477,7 +335,18 @@ pub(crate) fn truncate(
             item = cursor.next().cold()?;
         }
     }
-    if merged_end_tx > cut_tx {
+    for run in runs.iter().rev() {
+        if run.last_block < cut {
+            break;
+        }
+        if run.first_block >= cut {
+            runs::delete_run(&txn, t.tx_hashes[run.lvl()], run.id)?;
+            runs::delete_run(&txn, t.log_index[run.lvl()], run.id)?;
+            txn.del(t.runs, run.id.to_be_bytes(), None).cold()?;
+            continue;
+        }
+        // The run across the cut: its entries of transactions from `cut_tx`
+        // on, found from their receipts.
         let mut tx_hashes: Vec<(B256, u64)> = Vec::new();
         let mut keys: Vec<IndexKey> = Vec::new();
         let mut tx_keys = Vec::with_capacity(32);
@@ -485,7 +354,7 @@ pub(crate) fn truncate(
         let mut item = cursor.set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&be(cut_tx)).cold()?;
         while let Some((key, value)) = item {
             let tx = read_be(&key, "receipt key").cold()?;
-            if tx >= merged_end_tx {
+            if tx >= run.end_tx {
                 break;
             }
             if (tx - cut_tx).is_multiple_of(CHECK_EVERY) {
@@ -500,11 +369,13 @@ pub(crate) fn truncate(
         deadline.check()?;
         keys.sort_unstable();
         keys.dedup();
-        index_truncate(&txn, t.log_index, &keys, cut_tx, deadline)?;
+        index_truncate(&txn, t.log_index[run.lvl()], run.id, &keys, cut_tx, deadline)?;
         sort_by_hash(&mut tx_hashes);
         for (hash, tx) in &tx_hashes {
-            txn.del(t.tx_hashes, hash_key(hash), Some(&be(*tx))).cold()?;
+            txn.del(t.tx_hashes[run.lvl()], hash_key(run.id, hash), Some(&be(*tx))).cold()?;
         }
+        let trimmed = Run { last_block: cut - 1, end_tx: cut_tx, ..*run };
+        txn.put(t.runs, run.id.to_be_bytes(), trimmed.encode(), WriteFlags::empty()).cold()?;
     }
     for (hash, n) in &block_hashes {
         let stored: Option<[u8; 8]> = txn.get(t.block_hashes.dbi(), hash.as_slice()).cold()?;
