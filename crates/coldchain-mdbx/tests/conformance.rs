@@ -22,8 +22,8 @@ fn fresh(dirs: &Mutex<Vec<TempDir>>) -> MdbxBackend {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_mdbx_small_journal() {
-    // Merges every few blocks: reads, logs and truncations cross the
-    // journal and the merged indexes.
+    // Flushes and compactions every few blocks: reads, logs and
+    // truncations cross the journal and index runs of several levels.
     let dirs = Mutex::new(Vec::new());
     testing::conformance(|| {
         let b = fresh_with(&dirs, MdbxOptions::for_tests_small_journal());

@@ -56,9 +56,14 @@ fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
-        // A short journal: merges into the big indexes happen every few
-        // writes, so kills land in them too.
-        let options = MdbxOptions { journal_keep: 6, journal_max: 20, ..MdbxOptions::for_tests() };
+        // A short journal and a fanout of 2: flushes into index runs and
+        // compactions happen every few writes, so kills land in them too.
+        let options = MdbxOptions {
+            journal_keep: 6,
+            journal_max: 20,
+            run_fanout: 2,
+            ..MdbxOptions::for_tests()
+        };
         let mut backend = MdbxBackend::open(&dir, options).unwrap();
         let mut rng = TestRng::new(u64::from(std::process::id()));
         let mut out = std::io::stdout();

@@ -2,7 +2,8 @@
 //!
 //! `model_mdbx` runs coldchain's runner (256 cases by default; set
 //! `COLDCHAIN_MODEL_CASES`); `model_mdbx_small_journal_then_verify` runs the
-//! same generated cases with a journal that merges every few blocks, and
+//! same generated cases with a journal that flushes every few blocks into
+//! index runs compacted two by two, and
 //! checks `verify` after each case (128 cases).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
