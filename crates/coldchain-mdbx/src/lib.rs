@@ -59,7 +59,7 @@
 //! | `log_index_0` … `log_index_7` (one per run level) | run id u32 BE ++ kind u8 ++ value ++ shard base u64 BE | shard: `0x51` ++ roaring bitmap, or `0x52` ++ u32 LE array |
 //! | `index_runs` | run id u32 BE | `0x71` ++ first and last block, first and end tx (u64 BE each) ++ level u8 |
 //! | `journal` | block number u64 BE | the block's tx hashes and index entries (`0x61`) |
-//! | `receipt_blooms` | block number u64 BE | each receipt's bloom, in order: set-bit count u8 ++ bit indexes u16 LE, or `0xff` ++ 256 bytes |
+//! | `receipt_blooms` | block number u64 BE | each receipt's bloom, in order: set-bit count u8 ++ each bit index's distance from the previous as a LEB128 varint, or `0xff` ++ 256 bytes |
 //!
 //! `tx_blocks` answers "which block holds tx number t" with one cursor step
 //! (the last key `<= t`), so a transaction found by hash gets its block
@@ -154,8 +154,9 @@
 //! and topic (~1,400 per mainnet-shaped block, most of the cost of reading a
 //! block's receipts), and finding out on append costs as many.
 //! `receipt_blooms` keeps each receipt's bloom, exactly as appended, as its
-//! set bits (~50 bytes a receipt; the whole 256 bytes when 127 bits or more
-//! are set), one value per block. Receipt values never carry the bloom, and
+//! set bits (~30 bytes a receipt: the distances between set bits, mostly
+//! one byte each; the whole 256 bytes when 127 bits or more are set), one
+//! value per block. Receipt values never carry the bloom, and
 //! every read (point, block, drain) hands the stored one to the decoder: no
 //! keccak on either side. The receipt scans of `get_logs` and truncation
 //! never need blooms.
@@ -164,9 +165,10 @@
 //!
 //! [`FORMAT_VERSION`] (now 4; version 1 had no `receipt_blooms`, version 2
 //! stored receipts in `codec`'s `0x31`, without short topics, version 3 had
-//! one merged index instead of runs) covers the table set, the key layouts,
-//! the shard formats (`0x51`, `0x52`), the journal format (`0x61`), the
-//! `index_runs` values (`0x71`) and the `receipt_blooms` values; headers,
+//! one merged index instead of runs, and u16 bloom bit indexes) covers the
+//! table set, the key layouts, the shard formats (`0x51`, `0x52`), the
+//! journal format (`0x61`), the `index_runs` values (`0x71`) and the
+//! `receipt_blooms` values; headers,
 //! transactions and receipts carry `coldchain::codec`'s own versioned format
 //! bytes. [`MdbxBackend::open`] refuses a store with another version (newer:
 //! upgrade coldchain; older: re-import), a directory of foreign files, and an
