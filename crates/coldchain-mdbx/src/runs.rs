@@ -10,15 +10,14 @@ use crate::{
     error::{MdbxError, OrCold},
     journal::Journal,
     layout::{
-        Entry, IndexKey, Run, SHARD_MAX_ENTRIES, be, cmp_hash, decode_shard, encode_shard, read_be,
-        read_run, table,
+        Entry, IndexKey, Run, SHARD_MAX_ENTRIES, be, cmp_hash, encode_offsets, read_be, read_run,
+        shard_offsets, table,
     },
     read::View,
     store::Store,
 };
 use alloy::primitives::B256;
 use coldchain::{ColdResult, Deadline};
-use roaring::RoaringBitmap;
 use signet_libmdbx::{Cursor, Database, Rw, WriteFlags, tx::Tx};
 use std::borrow::Cow;
 
@@ -32,7 +31,8 @@ struct ShardWriter<'tx> {
     run: u32,
     key: Option<IndexKey>,
     base: u64,
-    bitmap: RoaringBitmap,
+    /// The open shard's offsets from `base`, ascending.
+    offsets: Vec<u32>,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
     /// Shards written.
@@ -46,7 +46,7 @@ impl<'tx> ShardWriter<'tx> {
             run,
             key: None,
             base: 0,
-            bitmap: RoaringBitmap::new(),
+            offsets: Vec::with_capacity(SHARD_MAX_ENTRIES as usize),
             key_buf: Vec::with_capacity(45),
             value_buf: Vec::with_capacity(4096),
             written: 0,
@@ -59,25 +59,26 @@ impl<'tx> ShardWriter<'tx> {
         if self.key != Some(key) {
             self.finish_shard()?;
             self.key = Some(key);
-        } else if !self.bitmap.is_empty() {
+        } else if let Some(&last) = self.offsets.last() {
             let fits = pos
                 .checked_sub(self.base)
                 .and_then(|off| u32::try_from(off).ok())
-                .filter(|_| self.bitmap.len() < SHARD_MAX_ENTRIES);
+                .filter(|_| (self.offsets.len() as u64) < SHARD_MAX_ENTRIES);
             if let Some(off) = fits {
-                if self.bitmap.try_push(off).is_err() {
+                if off <= last {
                     return Err(MdbxError::Corrupt(format!(
                         "log index of {} repeats position {pos} or goes back from it",
                         key.describe()
                     ))
                     .into());
                 }
+                self.offsets.push(off);
                 return Ok(());
             }
             self.finish_shard()?;
         }
         self.base = pos;
-        self.bitmap.insert(0);
+        self.offsets.push(0);
         Ok(())
     }
 
@@ -94,13 +95,13 @@ impl<'tx> ShardWriter<'tx> {
     /// Writes the open shard, if any.
     fn finish_shard(&mut self) -> ColdResult<()> {
         let Some(key) = self.key else { return Ok(()) };
-        if self.bitmap.is_empty() {
+        if self.offsets.is_empty() {
             return Ok(());
         }
         key.shard_key(self.run, self.base, &mut self.key_buf);
-        encode_shard(&self.bitmap, &mut self.value_buf).cold()?;
+        encode_offsets(&self.offsets, &mut self.value_buf).cold()?;
         self.cursor.put(&self.key_buf, &self.value_buf, WriteFlags::APPEND).cold()?;
-        self.bitmap.clear();
+        self.offsets.clear();
         self.written += 1;
         Ok(())
     }
@@ -421,6 +422,7 @@ pub(crate) fn compact(
         .map(|r| IndexInput::open(txn, t.log_index[from], r.id))
         .collect::<ColdResult<_>>()?;
     let mut keys = 0u64;
+    let mut offsets = Vec::new();
     while let Some(key) = heads.iter().filter_map(|h| h.head.map(|x| x.0)).min() {
         keys += 1;
         if keys.is_multiple_of(CHECK_EVERY) {
@@ -434,8 +436,10 @@ pub(crate) fn compact(
                 if holders == 1 {
                     writer.put_raw(key, base, &h.value)?;
                 } else {
-                    for off in &decode_shard(&h.value).cold()? {
-                        writer.push(key, base + u64::from(off))?;
+                    offsets.clear();
+                    shard_offsets(&h.value, &mut offsets).cold()?;
+                    for off in &offsets {
+                        writer.push(key, base + u64::from(*off))?;
                     }
                 }
                 h.advance()?;
