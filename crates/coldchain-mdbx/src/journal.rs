@@ -170,14 +170,15 @@ impl<'a> Journal<'a> {
         })
     }
 
-    /// Every entry, ascending by (key, offset).
-    pub(crate) fn entries(&self) -> impl Iterator<Item = Result<(IndexKey, u32), MdbxError>> + '_ {
-        self.entries.chunks_exact(ENTRY).map(|e| {
-            let key = IndexKey::from_raw(&e[..33])?;
-            let mut b = [0u8; 4];
-            b.copy_from_slice(&e[33..]);
-            Ok((key, u32::from_be_bytes(b)))
-        })
+    /// Entry `i` (below [`Self::entry_count`]).
+    pub(crate) fn entry(&self, i: usize) -> Result<(IndexKey, u32), MdbxError> {
+        let e = self.entries.get(i * ENTRY..(i + 1) * ENTRY).ok_or_else(|| {
+            MdbxError::Corrupt(format!("journal entry {i} of {}", self.entry_count()))
+        })?;
+        let key = IndexKey::from_raw(&e[..33])?;
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&e[33..]);
+        Ok((key, u32::from_be_bytes(b)))
     }
 
     /// Whether the block may have entries for `key` (no false negatives).
@@ -243,7 +244,8 @@ mod tests {
         offs.clear();
         j.offsets_of(&IndexKey::topic(0, &B256::repeat_byte(2)), &mut offs);
         assert!(offs.is_empty());
-        let listed: Vec<_> = j.entries().map(Result::unwrap).collect();
+        let listed: Vec<_> = (0..j.entry_count()).map(|i| j.entry(i).unwrap()).collect();
+        assert!(j.entry(j.entry_count()).is_err());
         assert_eq!(listed, vec![(a, 0), (a, 4), (t, 1), (t, 3)]);
         assert!(Journal::parse(&out[..out.len() - 1]).is_err());
     }

@@ -10,8 +10,8 @@ use crate::{
     error::{MdbxError, OrCold},
     journal::Journal,
     layout::{
-        Entry, IndexKey, Run, SHARD_MAX_ENTRIES, be, cmp_hash, encode_offsets, read_be, read_run,
-        shard_offsets, table,
+        Entry, IndexKey, Run, SHARD_MAX_ENTRIES, be, encode_offsets, read_be, read_run,
+        shard_offsets, sort_by_hash, table,
     },
     read::View,
     store::Store,
@@ -19,7 +19,7 @@ use crate::{
 use alloy::primitives::B256;
 use coldchain::{ColdResult, Deadline};
 use signet_libmdbx::{Cursor, Database, Rw, WriteFlags, tx::Tx};
-use std::borrow::Cow;
+use std::{borrow::Cow, cmp::Reverse, collections::BinaryHeap};
 
 /// How often (in keys or entries) long loops check their deadline.
 const CHECK_EVERY: u64 = 4096;
@@ -152,32 +152,14 @@ pub(crate) fn flush_journal(
     let view = View::new(txn, t);
     let runs = view.runs()?;
     let id = next_id(&runs)?;
-    // Sized first: the journal values say how many of each they hold.
-    let (mut tx_count, mut entry_count) = (0, 0);
-    {
-        let mut cursor = txn.cursor(t.journal).cold()?;
-        let mut item = cursor.first::<(), Cow<'_, [u8]>>().cold()?;
-        let mut seen = 0;
-        while let Some(((), value)) = item {
-            if seen == count {
-                break;
-            }
-            let j = Journal::parse(&value).cold()?;
-            tx_count += j.tx_count();
-            entry_count += j.entry_count();
-            seen += 1;
-            item = cursor.next().cold()?;
-        }
-    }
-    let mut hashes: Vec<(B256, u64)> = Vec::with_capacity(tx_count);
-    let mut entries: Vec<(IndexKey, u64)> = Vec::with_capacity(entry_count);
+    // The journal values, read in place, with each block's first tx.
+    let mut values: Vec<(Cow<'_, [u8]>, u64)> = Vec::new();
     let mut range: Option<Run> = None;
     {
         let mut cursor = txn.cursor(t.journal).cold()?;
         let mut item = cursor.first::<Cow<'_, [u8]>, Cow<'_, [u8]>>().cold()?;
-        let mut merged = 0;
         while let Some((key, value)) = item {
-            if merged == count {
+            if values.len() as u64 == count {
                 break;
             }
             let n = read_be(&key, "journal key").cold()?;
@@ -187,12 +169,7 @@ pub(crate) fn flush_journal(
                 ))
                 .into());
             };
-            let j = Journal::parse(&value).cold()?;
-            hashes.extend(j.hashes().map(|(h, off)| (h, bt.first + u64::from(off))));
-            for e in j.entries() {
-                let (k, off) = e.cold()?;
-                entries.push((k, bt.first + u64::from(off)));
-            }
+            values.push((value, bt.first));
             range = Some(match range {
                 None => Run {
                     id,
@@ -204,7 +181,6 @@ pub(crate) fn flush_journal(
                 },
                 Some(r) => Run { last_block: n, end_tx: bt.end(), ..r },
             });
-            merged += 1;
             item = cursor.next().cold()?;
         }
     }
@@ -218,10 +194,18 @@ pub(crate) fn flush_journal(
         ))
         .into());
     }
+    let journals: Vec<(Journal<'_>, u64)> = values
+        .iter()
+        .map(|(v, first)| Ok((Journal::parse(v).cold()?, *first)))
+        .collect::<ColdResult<_>>()?;
     deadline.check()?;
-    // Each block's hashes and entries are sorted already: stable sorts
-    // merge those runs instead of sorting from scratch.
-    hashes.sort_by(|a, b| cmp_hash(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
+
+    let mut hashes: Vec<(B256, u64)> =
+        Vec::with_capacity(journals.iter().map(|(j, _)| j.tx_count()).sum());
+    for (j, first) in &journals {
+        hashes.extend(j.hashes().map(|(h, off)| (h, first + u64::from(off))));
+    }
+    sort_by_hash(&mut hashes);
     write_hashes(
         txn,
         t.tx_hashes[0],
@@ -233,15 +217,34 @@ pub(crate) fn flush_journal(
         }),
     )?;
     deadline.check()?;
-    entries.sort();
+
+    // Each block's entries are sorted by (key, offset), and the blocks'
+    // positions ascend: a k-way merge over the blocks, smallest (key,
+    // block) first, gives (key, position) order without a sort or a copy.
+    let mut heap: BinaryHeap<Reverse<(IndexKey, usize, usize)>> =
+        BinaryHeap::with_capacity(journals.len());
+    for (b, (j, _)) in journals.iter().enumerate() {
+        if j.entry_count() > 0 {
+            heap.push(Reverse((j.entry(0).cold()?.0, b, 0)));
+        }
+    }
     let mut writer = ShardWriter::new(txn, t.log_index[0], id)?;
-    for (i, (key, pos)) in entries.iter().enumerate() {
-        if (i as u64).is_multiple_of(CHECK_EVERY) {
+    let mut steps = 0u64;
+    while let Some(Reverse((key, b, i))) = heap.pop() {
+        steps += 1;
+        if steps.is_multiple_of(CHECK_EVERY) {
             deadline.check()?;
         }
-        writer.push(*key, *pos)?;
+        let (j, first) = &journals[b];
+        let (_, off) = j.entry(i).cold()?;
+        writer.push(key, first + u64::from(off))?;
+        if i + 1 < j.entry_count() {
+            heap.push(Reverse((j.entry(i + 1).cold()?.0, b, i + 1)));
+        }
     }
     writer.finish_shard()?;
+    drop(journals);
+    drop(values);
     txn.put(t.runs, id.to_be_bytes(), run.encode(), WriteFlags::APPEND).cold()?;
     let mut cursor = txn.cursor(t.journal).cold()?;
     for _ in 0..count {
