@@ -116,15 +116,19 @@ pub(crate) fn hash_key(run: u32, h: &B256) -> [u8; 12] {
 /// Reads a 4-byte big-endian run id from the start of `bytes`.
 #[inline]
 pub(crate) fn read_run(bytes: &[u8], what: &str) -> Result<u32, MdbxError> {
-    match bytes.get(..4) {
+    read_array(bytes, what).map(u32::from_be_bytes)
+}
+
+/// The first `N` bytes of `bytes`, or an error naming `what`.
+#[inline]
+fn read_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], MdbxError> {
+    match bytes.get(..N) {
         Some(b) => {
-            let mut a = [0u8; 4];
+            let mut a = [0u8; N];
             a.copy_from_slice(b);
-            Ok(u32::from_be_bytes(a))
+            Ok(a)
         }
-        None => {
-            Err(MdbxError::Corrupt(format!("{what}: {} bytes, expected a run id", bytes.len())))
-        }
+        None => Err(MdbxError::Corrupt(format!("{what}: {} bytes, expected {N}", bytes.len()))),
     }
 }
 
@@ -211,14 +215,7 @@ impl Run {
 /// Reads an 8-byte big-endian u64 from the start of `bytes`.
 #[inline]
 pub(crate) fn read_be(bytes: &[u8], what: &str) -> Result<u64, MdbxError> {
-    match bytes.get(..8) {
-        Some(b) => {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            Ok(u64::from_be_bytes(a))
-        }
-        None => Err(MdbxError::Corrupt(format!("{what}: {} bytes, expected 8", bytes.len()))),
-    }
+    read_array(bytes, what).map(u64::from_be_bytes)
 }
 
 /// Value of `block_txs`: where a block's transactions start, and how many.
