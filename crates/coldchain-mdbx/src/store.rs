@@ -12,7 +12,7 @@ use signet_libmdbx::{
 use std::{
     borrow::Cow,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, atomic::AtomicBool},
 };
 
 /// How durable a commit is.
@@ -140,6 +140,10 @@ pub(crate) struct Store {
     pub(crate) run_fanout: usize,
     /// Level of runs that are not compacted further.
     pub(crate) run_max_level: u8,
+    /// Set when index maintenance may have work left (at open, and after a
+    /// flush or compaction failed): the next append runs it even if the
+    /// journal is not full.
+    pub(crate) maintenance_due: AtomicBool,
 }
 
 const DATA_FILE: &str = "mdbx.dat";
@@ -228,6 +232,9 @@ impl Store {
             journal_max,
             run_fanout: options.run_fanout.max(2),
             run_max_level: options.run_max_level.min(table::LEVELS as u8 - 1),
+            // A process stopped between a flush and its compactions leaves
+            // them due: the first append looks.
+            maintenance_due: AtomicBool::new(true),
         }))
     }
 

@@ -17,7 +17,7 @@ use coldchain::{
     codec,
 };
 use signet_libmdbx::{Cursor, Database, Rw, WriteFlags, tx::Tx};
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::atomic::Ordering};
 
 /// How often (in transactions) long write loops check their deadline.
 const CHECK_EVERY: u64 = 256;
@@ -131,9 +131,11 @@ pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline)
     // reorganization that readers cannot see, so it runs in transactions of
     // its own: a failure (or a deadline) there does not undo the append; the
     // next append retries.
-    if journal_len >= store.journal_max
+    let due = store.maintenance_due.swap(false, Ordering::AcqRel);
+    if (journal_len >= store.journal_max || due)
         && let Err(e) = maintain(store, deadline)
     {
+        store.maintenance_due.store(true, Ordering::Release);
         tracing::warn!(error = %e, "coldchain-mdbx: flushing or compacting the index journal failed; retried on the next append");
     }
     Ok(())
