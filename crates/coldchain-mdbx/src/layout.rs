@@ -156,18 +156,16 @@ pub(crate) struct Run {
     pub(crate) level: u8,
 }
 
+/// Format byte of a `index_runs` value.
+const RUN_FORMAT: u8 = 0x71;
+
 impl Run {
     /// The run's level as an index into the per-level tables (below
     /// [`table::LEVELS`]: [`Run::decode`] checks it).
     pub(crate) fn lvl(&self) -> usize {
         usize::from(self.level)
     }
-}
 
-/// Format byte of a `index_runs` value.
-const RUN_FORMAT: u8 = 0x71;
-
-impl Run {
     /// The `index_runs` value (the id is the key).
     pub(crate) fn encode(&self) -> [u8; 34] {
         let mut out = [0u8; 34];

@@ -115,7 +115,8 @@
 //! oldest are flushed into a new index run, keeping the newest
 //! [`MdbxOptions::journal_keep`] (default 64): a truncation of up to that
 //! many blocks only deletes journal values. The flush runs after the
-//! append has committed, in its own write transaction. Journal blocks are
+//! append has committed, in its own write transaction; if it (or a
+//! compaction) fails, the next append retries it. Journal blocks are
 //! always the newest blocks; each block is in exactly one tier. Lookups by
 //! tx hash fall back to the journal, and log queries read the journal part
 //! of their range block by block. Both tiers are covered by
