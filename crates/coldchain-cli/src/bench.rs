@@ -13,7 +13,7 @@
 //! over the time of all their writes) and, as an extra, the median write's
 //! rate. Nothing here asserts a time.
 
-use crate::store::{OnBackend, StoreSpec, disk_usage, run_on};
+use crate::store::{OnBackend, StoreSpec, disk_usage, run_on, settle};
 use alloy::primitives::{B256, BlockNumber};
 use coldchain::{
     BlockData, ColdBackend, ColdStorage, HeaderSpec, LogFilter, ReceiptSpec, StreamParams, TxSpec,
@@ -243,6 +243,7 @@ impl OnBackend for Bench {
         {
             results.push(r);
         }
+        settle(store).await;
         let bytes_per_block = disk_usage(store).await.map(|b| b as f64 / args.blocks as f64);
 
         let mut rng = W1Rng::new(args.seed ^ 0xBE7C_4000);
@@ -414,6 +415,10 @@ async fn log_queries<B: ColdBackend>(
     Ok(r)
 }
 
+/// The kinds of point read in Q4 and Q5, in the order of their draw.
+const POINT_READS: [&str; 5] =
+    ["tx by hash", "receipt by hash", "header by number", "header by hash", "block receipts"];
+
 async fn point_reads<B: ColdBackend>(
     handle: &ColdStorage<B>,
     targets: &Arc<Shared<Targets>>,
@@ -474,7 +479,7 @@ async fn point_reads<B: ColdBackend>(
                         3 => drop(handle.header(HeaderSpec::Hash(hash)).await?),
                         _ => drop(handle.block_receipts(HeaderSpec::Number(number)).await?),
                     }
-                    lat.push(t.elapsed());
+                    lat.push((kind, t.elapsed()));
                 }
                 Ok::<_, coldchain::ColdError>(lat)
             }));
@@ -490,7 +495,15 @@ async fn point_reads<B: ColdBackend>(
             write_latencies.extend(w.await??);
         }
     }
-    let mut r = figures(op, &all, Some(total_ops as f64 / total_time), "ops/s");
+    let latencies: Vec<Duration> = all.iter().map(|(_, l)| *l).collect();
+    let mut r = figures(op, &latencies, Some(total_ops as f64 / total_time), "ops/s");
+    // Each kind's median: under concurrency mostly queueing, but with
+    // `--tasks 1` the cost of one call of that kind.
+    for (kind, name) in POINT_READS.iter().enumerate() {
+        let of_kind: Vec<Duration> =
+            all.iter().filter(|(k, _)| *k == kind as u64).map(|(_, l)| *l).collect();
+        r.extra.insert(format!("median ms {name}"), figures(name, &of_kind, None, "").median_ms);
+    }
     if !write_latencies.is_empty() {
         let w = figures("write", &write_latencies, None, "");
         r.extra.insert("write median ms".into(), w.median_ms);

@@ -105,6 +105,16 @@ pub async fn open_postgres(url: &str) -> Result<coldchain_postgres::PostgresBack
         .map_err(|e| eyre::eyre!("opening PostgreSQL at {}: {e}", redact(url)))
 }
 
+/// Waits for a store's background upkeep after writes (PostgreSQL merges
+/// its GIN pending list; the other stores have none in flight).
+pub async fn settle(spec: &StoreSpec) {
+    if let StoreSpec::Postgres(url) = spec
+        && let Ok(backend) = open_postgres(url).await
+    {
+        backend.settle().await;
+    }
+}
+
 /// Bytes the store occupies on disk (tables and indexes for PostgreSQL),
 /// when that can be measured.
 pub async fn disk_usage(spec: &StoreSpec) -> Option<u64> {

@@ -114,6 +114,7 @@ mod notify;
 mod read;
 pub mod rows;
 pub mod schema;
+mod upkeep;
 mod write;
 
 pub use error::PgError;
@@ -183,6 +184,7 @@ struct Inner {
     rows_since_analyze: AtomicU64,
     rows_at_analyze: AtomicU64,
     analyzing: AtomicBool,
+    upkeep: upkeep::Upkeep,
 }
 
 impl Drop for Inner {
@@ -240,7 +242,7 @@ impl PostgresBackend {
             .max_size(options.max_connections.max(1))
             .build()
             .map_err(|e| PgError::Pool(e.to_string()))?;
-        Ok(Self {
+        let backend = Self {
             inner: Arc::new(Inner {
                 pool,
                 config,
@@ -250,8 +252,13 @@ impl PostgresBackend {
                 rows_since_analyze: AtomicU64::new(0),
                 rows_at_analyze: AtomicU64::new(0),
                 analyzing: AtomicBool::new(false),
+                upkeep: upkeep::Upkeep::new(),
             }),
-        })
+        };
+        // Merge what a previous process may have left in the GIN pending
+        // list (an import that exited right after its last append).
+        backend.inner.upkeep.request(&backend.inner.pool, &backend.inner.stop);
+        Ok(backend)
     }
 
     /// The options in force.
@@ -307,6 +314,14 @@ impl PostgresBackend {
         let client = self.admin_client("analyze").await?;
         client.batch_execute("ANALYZE coldchain.blocks, coldchain.txs, coldchain.logs").await?;
         Ok(())
+    }
+
+    /// Waits until the background merges of the GIN pending list requested
+    /// so far (by [`Self::open`] and by each append) have run. Queries are
+    /// correct either way, but scan what is still pending; call this before
+    /// measuring them, or before exiting after a bulk load.
+    pub async fn settle(&self) {
+        self.inner.upkeep.settle().await;
     }
 
     /// The plan PostgreSQL chooses for `get_logs(filter, max_logs)`, as

@@ -53,9 +53,10 @@
 //! list of the rows holding it in any of the three positions; a query adds
 //! the array condition (`@>` / `&&`) to find candidates and keeps the exact
 //! column condition for the position. That is a fraction of three B-trees
-//! or hash indexes (each of which stores one entry per row). The writer
-//! flushes the GIN pending list in each append transaction, so queries never
-//! scan a long pending list. `logs_block` on the block number alone
+//! or hash indexes (each of which stores one entry per row). After each
+//! append the backend merges the GIN pending list in the background (see
+//! `upkeep.rs`), so queries never scan a long pending list. `logs_block` on
+//! the block number alone
 //! deduplicates to ~6 bytes per log.
 
 use crate::error::PgError;

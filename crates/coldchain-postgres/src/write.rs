@@ -3,7 +3,9 @@
 //! database — several servers — queue on that lock and never interleave;
 //! contiguity is checked against the tip read under the lock. Appends send
 //! each table as one binary `COPY`; the tip update, the `NOTIFY` and the
-//! `COMMIT` go in one round trip.
+//! `COMMIT` go in one round trip. After the commit an append requests a
+//! merge of the GIN pending list, which runs in the background (see
+//! `upkeep`).
 
 use alloy::eips::BlockNumHash;
 use coldchain::{
@@ -29,9 +31,6 @@ pub const TIP_CHANNEL: &str = "coldchain_tip";
 const LOCK_TIP: &str = "SELECT tip_number, tip_hash FROM coldchain.meta FOR UPDATE";
 const SET_TIP: &str = "UPDATE coldchain.meta SET tip_number = $1, tip_hash = $2";
 const NOTIFY: &str = "SELECT pg_notify('coldchain_tip', $1)";
-/// Moves the GIN index's pending entries into the index proper, so that
-/// queries never scan a long pending list.
-const FLUSH_GIN: &str = "SELECT gin_clean_pending_list('coldchain.logs_topics'::regclass)";
 
 /// Batches with more transactions than this are encoded on a blocking
 /// thread rather than on the async one.
@@ -126,6 +125,7 @@ impl PostgresBackend {
                 Ok(())
             })
             .await?;
+        self.inner.upkeep.request(&self.inner.pool, &self.inner.stop);
         self.after_append(log_rows);
         Ok(())
     }
@@ -265,7 +265,6 @@ async fn append_locked(
     let lock = client.prepare_cached(LOCK_TIP).await.map_err(|e| db_err(e, deadline))?;
     let set_tip = client.prepare_cached(SET_TIP).await.map_err(|e| db_err(e, deadline))?;
     let notify = client.prepare_cached(NOTIFY).await.map_err(|e| db_err(e, deadline))?;
-    let flush = client.prepare_cached(FLUSH_GIN).await.map_err(|e| db_err(e, deadline))?;
     let begin = write_begin(deadline)?;
     let (_, tip_rows) = futures::try_join!(client.batch_execute(&begin), client.query(&lock, &[]))
         .map_err(|e| db_err(e, deadline))?;
@@ -287,7 +286,6 @@ async fn append_locked(
     let tip_params: [&(dyn ToSql + Sync); 2] = [&n, &hash];
     let notify_params: [&(dyn ToSql + Sync); 1] = [&payload];
     futures::try_join!(
-        client.execute(&flush, &[]),
         client.execute(&set_tip, &tip_params),
         client.execute(&notify, &notify_params),
         client.batch_execute("COMMIT"),
