@@ -231,10 +231,10 @@ impl PostgresBackend {
     }
 }
 
-const DRAIN_HEAD: &str = "SELECT b.header, t.tx_index, t.first_log, t.n_logs, t.tx, t.receipt, \
-                          b.number FROM coldchain.blocks b LEFT JOIN coldchain.txs t ON \
-                          t.block_number = b.number WHERE b.number > $1 ORDER BY b.number, \
-                          t.tx_index";
+const DRAIN_HEAD: &str = "SELECT CASE WHEN t.tx_index IS NULL OR t.tx_index = 0 THEN b.header \
+                          END, t.tx_index, t.first_log, t.n_logs, t.tx, t.receipt, b.number \
+                          FROM coldchain.blocks b LEFT JOIN coldchain.txs t ON t.block_number \
+                          = b.number WHERE b.number > $1 ORDER BY b.number, t.tx_index";
 const DRAIN_LOGS: &str = "SELECT l.block_number, l.tx_index, l.address, l.topic0, l.topic1, \
                           l.topic2, l.topic3, l.data FROM coldchain.logs l WHERE l.block_number \
                           > $1 ORDER BY l.block_number, l.log_index";
