@@ -94,17 +94,26 @@
 //! statement carries `LIMIT max_logs + 1`, so `TooManyLogs` never transfers
 //! more than one row too many.
 //!
-//! # Performance (W1, 5,000 blocks, the example `w1_pg`)
+//! # Background upkeep
 //!
-//! Measured on the shared 2-core development VM with PostgreSQL 15 at its
-//! defaults (`shared_buffers` 128 MB) and other builds running (load 3–4),
-//! directly on the backend without the handle's cache: 182 KB per block;
-//! appends of 100 blocks 150–210 blocks/s; Q1 17 ms median; Q2 0.45 ms;
-//! Q3 0.33 ms; Q6 ~280,000 logs/s; truncate of 64 blocks ~25 ms; Q4 ~3,000
-//! point reads/s at 64 callers (CPU-bound on the shared cores). Run
-//! `cargo run --release -p coldchain-postgres --example w1_pg -- URL` to
-//! measure a machine. For production, give PostgreSQL `shared_buffers` that
-//! hold the log indexes.
+//! An append leaves its topic entries in the GIN index's pending list and
+//! requests a merge, which one task per backend runs on another pooled
+//! connection right after the commit, overlapping the next append (see
+//! `upkeep.rs`). [`PostgresBackend::settle`] waits for the merges requested
+//! so far; opening a database requests one for a list a previous process
+//! left.
+//!
+//! # Performance (W1, 5,000 blocks)
+//!
+//! `coldchain bench --store postgres://...` on the 2-core development VM,
+//! PostgreSQL 15 at its defaults (`shared_buffers` 128 MB) on the same
+//! machine, on a quiet day: 174 KiB per block; appends of 100 blocks
+//! 275–300 blocks/s; Q1 15.2 ms median; Q2 0.57 ms; Q3 0.34–0.42 ms;
+//! Q6 ~330,000–360,000 logs/s; truncate of 64 blocks 20–27 ms; Q4 ~5,900
+//! point reads/s at 64 callers (both cores busy, split between the server
+//! and the client). `docs/BENCHMARKS.md` has the runs and what limits each
+//! figure. For production, give PostgreSQL `shared_buffers` that hold the
+//! log indexes.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
