@@ -92,7 +92,10 @@
 //! matching rows, in block order (streams need no sort). Topics 1–3 add a
 //! condition on the GIN-indexed array plus the exact column condition. The
 //! statement carries `LIMIT max_logs + 1`, so `TooManyLogs` never transfers
-//! more than one row too many.
+//! more than one row too many. A stream's statement is ordered by block and
+//! log index, so it can page through a portal; a `get_logs` statement is
+//! not, and the backend sorts the rows' (block, log index) pairs itself,
+//! which is cheaper than PostgreSQL sorting the wide rows.
 //!
 //! # Background upkeep
 //!

@@ -347,7 +347,14 @@ impl PostgresBackend {
         if rows.len() > max_logs {
             return Err(ColdError::TooManyLogs { limit: max_logs });
         }
-        rows.iter().map(rows::rpc_log).collect()
+        // The statement has no ORDER BY (see `LogQuery::new`): order here.
+        let mut order = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Ok((col::<i64>(r, 0)?, col::<i32>(r, 1)?, i)))
+            .collect::<ColdResult<Vec<_>>>()?;
+        order.sort_unstable();
+        order.iter().map(|&(_, _, i)| rows::rpc_log(&rows[i])).collect()
     }
 
     /// Serves a log stream from one snapshot: checks the anchor, then pages
@@ -530,12 +537,15 @@ pub(crate) struct LogQuery {
 
 impl LogQuery {
     /// The query of `filter`; `range` overrides the filter's blocks with an
-    /// already resolved range (streams). At most `max_logs + 1` rows.
+    /// already resolved range (streams), whose rows come in log order; a
+    /// query without `range` leaves the order to the caller. At most
+    /// `max_logs + 1` rows.
     pub(crate) fn new(
         filter: &LogFilter,
         range: Option<std::ops::RangeInclusive<BlockNumber>>,
         max_logs: usize,
     ) -> Self {
+        let streamed = range.is_some();
         let mut params: Vec<Param> = Vec::new();
         let mut push = |p: Param| {
             params.push(p);
@@ -638,9 +648,15 @@ impl LogQuery {
             }
         }
         let limit = push(Box::new(i64::try_from(max_logs).unwrap_or(i64::MAX).saturating_add(1)));
+        // A stream pages through the rows in order. A whole answer is
+        // ordered by the caller instead: any `max_logs + 1` rows tell that
+        // there are too many, and sorting a few thousand (block, index)
+        // pairs in the client is cheaper than PostgreSQL sorting the wide
+        // rows (Q1's 5,600 rows were a 2.8 MB sort).
+        let order = if streamed { "ORDER BY l.block_number, l.log_index " } else { "" };
         let sql = format!(
             "SELECT {LOG_COLUMNS} FROM coldchain.logs l JOIN coldchain.blocks b ON b.number = \
-             l.block_number WHERE {} ORDER BY l.block_number, l.log_index LIMIT {limit}",
+             l.block_number WHERE {} {order}LIMIT {limit}",
             conds.join(" AND ")
         );
         Self { sql, params, pre }
