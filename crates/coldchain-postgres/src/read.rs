@@ -69,6 +69,7 @@ const RECEIPTS_HEAD: &str = "SELECT CASE WHEN t.tx_index IS NULL OR t.tx_index =
 // columns only with the first child row. Repeating the ~560-byte header on
 // each of a block's 150 transaction rows was half the bytes of "all receipts
 // of a block". The rows are ordered so that the first child comes first.
+
 /// Logs of blocks: (block_number, tx_index, address, topic0..3, data).
 const RECEIPTS_LOGS: &str = "SELECT l.block_number, l.tx_index, l.address, l.topic0, l.topic1, \
                              l.topic2, l.topic3, l.data FROM coldchain.logs l";
