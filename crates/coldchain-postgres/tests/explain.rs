@@ -6,9 +6,9 @@
 
 mod common;
 
-use coldchain::{ColdRead, ColdWrite, LogFilter};
+use coldchain::{ColdRead, LogFilter};
 use coldchain_w1::{W1, W1Params};
-use common::{TestDb, dl, server_available};
+use common::{TestDb, append_w1, dl, server_available};
 
 fn assert_indexed(what: &str, plan: &str) {
     eprintln!("{what}:\n{plan}\n");
@@ -30,15 +30,7 @@ async fn w1_log_queries_use_indexes() {
     let w1 = W1::new(params.clone());
     let start = params.start;
     let end = start + params.blocks - 1;
-    let mut parent = alloy::primitives::B256::ZERO;
-    let mut from = start;
-    while from <= end {
-        let count = 50.min(end + 1 - from);
-        let chunk = w1.chunk_par(from, count, parent, 0);
-        parent = chunk.last().unwrap().hash();
-        store.append_blocks(chunk, dl()).await.unwrap();
-        from += count;
-    }
+    append_w1(&mut store, &w1, start, params.blocks, 50, alloy::primitives::B256::ZERO).await;
     store.analyze().await.unwrap();
     let logs: i64 = db
         .client()

@@ -6,9 +6,9 @@
 
 mod common;
 
-use coldchain::{ColdRead, ColdWrite, LogFilter};
+use coldchain::{ColdRead, LogFilter};
 use coldchain_w1::{W1, W1Params};
-use common::{TestDb, dl, server_available};
+use common::{TestDb, append_w1, dl, server_available};
 
 /// Entries in the pending list of `logs_topics` (`pgstattuple`).
 async fn pending(db: &TestDb) -> i64 {
@@ -30,12 +30,9 @@ async fn appends_leave_nothing_pending_once_settled() {
     let mut store = db.open().await;
     let params = W1Params { blocks: 30, ..W1Params::default() };
     let w1 = W1::new(params.clone());
-    let mut parent = alloy::primitives::B256::ZERO;
-    for from in (params.start..params.start + params.blocks).step_by(10) {
-        let chunk = w1.chunk_par(from, 10, parent, 0);
-        parent = chunk.last().unwrap().hash();
-        store.append_blocks(chunk, dl()).await.unwrap();
-    }
+    let parent =
+        append_w1(&mut store, &w1, params.start, params.blocks, 10, alloy::primitives::B256::ZERO)
+            .await;
     store.settle().await;
     assert_eq!(pending(&db).await, 0, "the appends' topic entries are still pending");
 
@@ -63,8 +60,7 @@ async fn appends_leave_nothing_pending_once_settled() {
     drop(other);
 
     // One more append, then the first backend settles again.
-    let chunk = w1.chunk_par(params.start + params.blocks, 5, parent, 0);
-    store.append_blocks(chunk, dl()).await.unwrap();
+    append_w1(&mut store, &w1, params.start + params.blocks, 5, 5, parent).await;
     store.settle().await;
     assert_eq!(pending(&db).await, 0);
 }

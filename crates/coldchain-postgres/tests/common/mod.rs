@@ -161,3 +161,26 @@ impl Drop for TestDb {
 pub fn dl() -> coldchain::Deadline {
     coldchain::Deadline::after("test", Duration::from_secs(120))
 }
+
+/// Appends W1 blocks `from..from + count` to `store` in writes of `chunk`
+/// blocks, on top of `parent`; returns the last block's hash.
+pub async fn append_w1(
+    store: &mut PostgresBackend,
+    w1: &coldchain_w1::W1,
+    from: u64,
+    count: u64,
+    chunk: u64,
+    mut parent: alloy::primitives::B256,
+) -> alloy::primitives::B256 {
+    use coldchain::ColdWrite;
+    let end = from + count;
+    let mut next = from;
+    while next < end {
+        let n = chunk.min(end - next);
+        let blocks = w1.chunk_par(next, n, parent, 0);
+        parent = blocks.last().unwrap().hash();
+        store.append_blocks(blocks, dl()).await.unwrap();
+        next += n;
+    }
+    parent
+}
