@@ -82,10 +82,24 @@ pub async fn run_on<W: OnBackend>(spec: &StoreSpec, work: W) -> Result<W::Output
         }
         StoreSpec::Postgres(url) => {
             let backend = open_postgres(url).await?;
-            work.run(backend, spec).await
+            let upkeep = backend.clone();
+            let out = work.run(backend, spec).await;
+            // Let the last appends' background merge finish, so that the
+            // next process finds nothing pending; bounded, so that exiting
+            // never waits long on an unreachable server.
+            if tokio::time::timeout(SETTLE_ON_EXIT, upkeep.settle()).await.is_err() {
+                tracing::warn!(
+                    "PostgreSQL: the last background merge did not finish within {SETTLE_ON_EXIT:?}; the next open merges it"
+                );
+            }
+            out
         }
     }
 }
+
+/// How long a command on PostgreSQL waits, before exiting, for the merge
+/// its last appends requested.
+const SETTLE_ON_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Opens (creating if needed) the embedded MDBX store at `path`, off the
 /// runtime threads.
