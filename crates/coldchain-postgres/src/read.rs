@@ -59,7 +59,7 @@ const BLOCK_TXS_BY_HASH: &str = "SELECT t.tx FROM coldchain.blocks b LEFT JOIN c
 /// Headers and transaction rows of blocks: (header, tx_index, first_log,
 /// n_logs, tx, receipt, number), the tx columns NULL for a block without
 /// any; the header only in the block's first row (see FIRST_ONLY below).
-const RECEIPTS_HEAD: &str = "SELECT CASE WHEN t.tx_index IS NULL OR t.tx_index = 0 THEN \
+pub(crate) const RECEIPTS_HEAD: &str = "SELECT CASE WHEN t.tx_index IS NULL OR t.tx_index = 0 THEN \
                              b.header END, t.tx_index, t.first_log, t.n_logs, t.tx, \
                              t.receipt, b.number FROM coldchain.blocks b LEFT JOIN \
                              coldchain.txs t ON t.block_number = b.number";
@@ -71,7 +71,7 @@ const RECEIPTS_HEAD: &str = "SELECT CASE WHEN t.tx_index IS NULL OR t.tx_index =
 // of a block". The rows are ordered so that the first child comes first.
 
 /// Logs of blocks: (block_number, tx_index, address, topic0..3, data).
-const RECEIPTS_LOGS: &str = "SELECT l.block_number, l.tx_index, l.address, l.topic0, l.topic1, \
+pub(crate) const RECEIPTS_LOGS: &str = "SELECT l.block_number, l.tx_index, l.address, l.topic0, l.topic1, \
                              l.topic2, l.topic3, l.data FROM coldchain.logs l";
 
 impl PostgresBackend {

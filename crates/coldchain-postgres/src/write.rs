@@ -20,7 +20,7 @@ use crate::{
     PostgresBackend,
     conn::{Conn, write_begin},
     error::db_err,
-    read::{assemble_receipts, tip_of},
+    read::{RECEIPTS_HEAD, RECEIPTS_LOGS, assemble_receipts, tip_of},
     rows::{self, COPY_BLOCKS, COPY_LOGS, COPY_TXS, CopyPayload, EncodedBatch, num},
 };
 
@@ -188,12 +188,21 @@ impl PostgresBackend {
                         Vec::new()
                     } else {
                         let drained = if drain {
+                            // The statements of "all receipts of a block",
+                            // for every block above the cut.
+                            let head = format!(
+                                "{RECEIPTS_HEAD} WHERE b.number > $1 ORDER BY b.number, t.tx_index"
+                            );
+                            let logs = format!(
+                                "{RECEIPTS_LOGS} WHERE l.block_number > $1 ORDER BY \
+                                 l.block_number, l.log_index"
+                            );
                             let head = client
-                                .prepare_cached(DRAIN_HEAD)
+                                .prepare_cached(&head)
                                 .await
                                 .map_err(|e| db_err(e, deadline))?;
                             let logs = client
-                                .prepare_cached(DRAIN_LOGS)
+                                .prepare_cached(&logs)
                                 .await
                                 .map_err(|e| db_err(e, deadline))?;
                             let cut_param: [&(dyn ToSql + Sync); 1] = [&cut];
@@ -230,14 +239,6 @@ impl PostgresBackend {
             .await
     }
 }
-
-const DRAIN_HEAD: &str = "SELECT CASE WHEN t.tx_index IS NULL OR t.tx_index = 0 THEN b.header \
-                          END, t.tx_index, t.first_log, t.n_logs, t.tx, t.receipt, b.number \
-                          FROM coldchain.blocks b LEFT JOIN coldchain.txs t ON t.block_number \
-                          = b.number WHERE b.number > $1 ORDER BY b.number, t.tx_index";
-const DRAIN_LOGS: &str = "SELECT l.block_number, l.tx_index, l.address, l.topic0, l.topic1, \
-                          l.topic2, l.topic3, l.data FROM coldchain.logs l WHERE l.block_number \
-                          > $1 ORDER BY l.block_number, l.log_index";
 
 /// How an append transaction failed.
 enum AppendError {
