@@ -89,10 +89,11 @@ pub(crate) fn timeout_ms(deadline: &Deadline) -> ColdResult<u64> {
 
 /// Settings of log query transactions: plan each execution with its
 /// actual values; the data is expected in memory or on SSD (random reads
-/// cost about as much as sequential ones); and the one join of a log query
-/// (logs to their block's hash and timestamp) is a nested loop over the
-/// blocks' primary key, memoized per block: a hash or merge join would read
-/// the whole `blocks` table for a handful of matches.
+/// cost about as much as sequential ones); and the join of a log query that
+/// has one (logs to their block's hash and timestamp, see `LogQuery::new`)
+/// is a nested loop over the blocks' primary key, memoized per block: a
+/// hash or merge join would read the whole `blocks` table for a handful of
+/// matches.
 pub(crate) const LOG_QUERY_SETTINGS: &str = "; SET LOCAL plan_cache_mode = force_custom_plan; \
      SET LOCAL random_page_cost = 1.1; SET LOCAL enable_hashjoin = off; \
      SET LOCAL enable_mergejoin = off";

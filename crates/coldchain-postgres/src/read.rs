@@ -32,7 +32,12 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
 const TIP: &str = "SELECT tip_number, tip_hash FROM coldchain.meta";
 const HEADER_BY_NUMBER: &str = "SELECT header FROM coldchain.blocks WHERE number = $1";
 const HEADER_BY_HASH: &str = "SELECT header FROM coldchain.blocks WHERE hash = $1";
-const BLOCK_NUMBER_BY_HASH: &str = "SELECT number FROM coldchain.blocks WHERE hash = $1";
+/// Hash and timestamp of the blocks of a short range, ascending.
+const LOG_BLOCKS_RANGE: &str = "SELECT number, hash, timestamp FROM coldchain.blocks WHERE number \
+                                BETWEEN $1 AND $2 ORDER BY number";
+/// Hash and timestamp of the block of a hash.
+const LOG_BLOCK_BY_HASH: &str =
+    "SELECT number, hash, timestamp FROM coldchain.blocks WHERE hash = $1 LIMIT 1";
 
 const TX_COLUMNS: &str = "SELECT t.tx, t.tx_index, b.header FROM coldchain.txs t \
                           JOIN coldchain.blocks b ON b.number = t.block_number";
@@ -319,32 +324,34 @@ impl PostgresBackend {
         filter.validate()?;
         let query = LogQuery::new(filter, None, max_logs);
         let params = refs(&query.params);
-        let rows = match &query.pre {
-            Pre::None => self.read1(deadline, &query.sql, &params, true).await?,
+        let tip = matches!(query.pre, Pre::Tip).then_some(TIP);
+        let blocks = match &query.blocks {
+            BlockRows::Joined => None,
+            BlockRows::Separate { sql, params } => Some((*sql, refs(params))),
+        };
+        let (tip_rows, block_rows, rows) = self
+            .read_log_rows(
+                deadline,
+                tip,
+                blocks.as_ref().map(|(sql, p)| (*sql, &p[..])),
+                &query.sql,
+                &params,
+            )
+            .await?;
+        match &query.pre {
+            Pre::None => {}
             Pre::Tip => {
-                let (tip, rows) =
-                    self.read2(deadline, (TIP, &[]), (&query.sql, &params), true).await?;
-                let tip = tip_of(&tip)?.map(|t| t.number);
+                let tip = tip_of(&tip_rows)?.map(|t| t.number);
                 if filter.resolve_range(tip)?.is_none() {
                     return Ok(Vec::new());
                 }
-                rows
             }
             Pre::Hash(h) => {
-                let (found, rows) = self
-                    .read2(
-                        deadline,
-                        (BLOCK_NUMBER_BY_HASH, &[&h.as_slice()]),
-                        (&query.sql, &params),
-                        true,
-                    )
-                    .await?;
-                if found.is_empty() {
+                if block_rows.is_empty() {
                     return Err(ColdError::UnknownBlockHash(*h));
                 }
-                rows
             }
-        };
+        }
         if rows.len() > max_logs {
             return Err(ColdError::TooManyLogs { limit: max_logs });
         }
@@ -355,7 +362,89 @@ impl PostgresBackend {
             .map(|(i, r)| Ok((col::<i64>(r, 0)?, col::<i32>(r, 1)?, i)))
             .collect::<ColdResult<Vec<_>>>()?;
         order.sort_unstable();
-        order.iter().map(|&(_, _, i)| rows::rpc_log(&rows[i])).collect()
+        let mut out = Vec::with_capacity(order.len());
+        if blocks.is_none() {
+            for &(_, _, i) in &order {
+                out.push(rows::rpc_log_joined(&rows[i])?);
+            }
+            return Ok(out);
+        }
+        // Logs and block rows both ascend by block: each log takes its
+        // block's hash and timestamp from the block rows as they pass.
+        let mut block_rows = block_rows.iter();
+        let mut block: Option<(i64, B256, u64)> = None;
+        for &(number, _, i) in &order {
+            while block.is_none_or(|(n, _, _)| n < number) {
+                let Some(row) = block_rows.next() else {
+                    return Err(corrupt(format!("logs of block {number} have no block row")));
+                };
+                block = Some((
+                    col::<i64>(row, 0)?,
+                    b256(col::<&[u8]>(row, 1)?)?,
+                    u64_of(col::<i64>(row, 2)?)?,
+                ));
+            }
+            match block {
+                Some((n, hash, timestamp)) if n == number => {
+                    out.push(rows::rpc_log(&rows[i], hash, timestamp)?);
+                }
+                _ => return Err(corrupt(format!("logs of block {number} have no block row"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The snapshot transaction of a log query, one round trip: the tip
+    /// (if asked), the block rows (if the log rows do not join them) and
+    /// the log rows.
+    async fn read_log_rows(
+        &self,
+        deadline: &Deadline,
+        tip: Option<&str>,
+        blocks: Option<(&str, &[&(dyn ToSql + Sync)])>,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> ColdResult<(Vec<Row>, Vec<Row>, Vec<Row>)> {
+        deadline
+            .run(async {
+                let mut conn = Conn::get(&self.inner.pool, deadline).await?;
+                let rows = {
+                    let client = conn.client();
+                    let err = |e| db_err(e, deadline);
+                    let stmt = client.prepare_cached(sql).await.map_err(err)?;
+                    let tip_stmt = match tip {
+                        Some(sql) => Some(client.prepare_cached(sql).await.map_err(err)?),
+                        None => None,
+                    };
+                    let blocks_stmt = match &blocks {
+                        Some((sql, _)) => Some(client.prepare_cached(sql).await.map_err(err)?),
+                        None => None,
+                    };
+                    let begin = read_begin(deadline, true)?;
+                    let (_, tip_rows, block_rows, rows, _) = futures::try_join!(
+                        client.batch_execute(&begin),
+                        async {
+                            match &tip_stmt {
+                                Some(stmt) => client.query(stmt, &[]).await,
+                                None => Ok(Vec::new()),
+                            }
+                        },
+                        async {
+                            match (&blocks_stmt, &blocks) {
+                                (Some(stmt), Some((_, p))) => client.query(stmt, p).await,
+                                _ => Ok(Vec::new()),
+                            }
+                        },
+                        client.query(&stmt, params),
+                        client.batch_execute("COMMIT"),
+                    )
+                    .map_err(err)?;
+                    (tip_rows, block_rows, rows)
+                };
+                conn.clean();
+                Ok(rows)
+            })
+            .await
     }
 
     /// Serves a log stream from one snapshot: checks the anchor, then pages
@@ -428,7 +517,7 @@ impl PostgresBackend {
                     .await?;
                 let last = rows.len() < batch as usize;
                 for row in &rows {
-                    let log = rows::rpc_log(row)?;
+                    let log = rows::rpc_log_joined(row)?;
                     if sent == params.max_logs {
                         return Err(ColdError::TooManyLogs { limit: params.max_logs });
                     }
@@ -528,12 +617,27 @@ pub(crate) enum Pre {
     Hash(B256),
 }
 
+/// Where the rows of a log query find their block's hash and timestamp.
+pub(crate) enum BlockRows {
+    /// In the log statement, which joins `blocks`.
+    Joined,
+    /// In the rows of a statement of their own, run in the same snapshot
+    /// and round trip: the blocks of a short range, or the block of a hash.
+    Separate { sql: &'static str, params: Vec<Param> },
+}
+
+/// Longest explicit range (in blocks) whose log query reads its blocks'
+/// rows apart instead of joining them (see [`LogQuery::new`]).
+pub(crate) const SEPARATE_BLOCKS_MAX: u64 = 256;
+
 /// A generated log query: SQL text (one shape per filter shape, so the
-/// statement cache stays small), its parameters, and what to read first.
+/// statement cache stays small), its parameters, what to read first, and
+/// where its blocks come from.
 pub(crate) struct LogQuery {
     pub(crate) sql: String,
     pub(crate) params: Vec<Param>,
     pub(crate) pre: Pre,
+    pub(crate) blocks: BlockRows,
 }
 
 impl LogQuery {
@@ -555,6 +659,15 @@ impl LogQuery {
         let tip = "(SELECT tip_number FROM coldchain.meta)";
         // The block condition: a range (lo, hi) of SQL expressions, or one
         // block by hash.
+        //
+        // The rows of a stream or of a long or open range join `blocks` for
+        // their block's hash and timestamp. A block hash or a short range
+        // reads its blocks' rows with a statement of its own instead: in
+        // the same round trip, and for Q1's 5,600 rows over 100 blocks
+        // about a third less server time than the join (a memoized primary
+        // key probe per log row) and 40 bytes less per row. A long range
+        // would read every block's row for what are most often a few logs.
+        let mut blocks = BlockRows::Joined;
         let (range, pre) = match (range, filter.blocks) {
             (Some(r), _) => {
                 let lo = push(Box::new(rows::clamp(*r.start())));
@@ -563,6 +676,10 @@ impl LogQuery {
             }
             (None, BlockSelector::Hash(h)) => {
                 let p = push(Box::new(h.to_vec()));
+                blocks = BlockRows::Separate {
+                    sql: LOG_BLOCK_BY_HASH,
+                    params: vec![Box::new(h.to_vec())],
+                };
                 (
                     Err(format!(
                         "l.block_number = (SELECT number FROM coldchain.blocks WHERE hash = {p} \
@@ -570,6 +687,18 @@ impl LogQuery {
                     )),
                     Pre::Hash(h),
                 )
+            }
+            (None, BlockSelector::Range { from: Some(f), to: Some(t) })
+                if t.saturating_sub(f) < SEPARATE_BLOCKS_MAX =>
+            {
+                let (f, t) = (rows::clamp(f), rows::clamp(t));
+                blocks = BlockRows::Separate {
+                    sql: LOG_BLOCKS_RANGE,
+                    params: vec![Box::new(f), Box::new(t)],
+                };
+                let lo = push(Box::new(f));
+                let hi = push(Box::new(t));
+                (Ok((lo, hi)), Pre::None)
             }
             (None, BlockSelector::Range { from, to }) => {
                 let lo = match from {
@@ -655,12 +784,18 @@ impl LogQuery {
         // pairs in the client is cheaper than PostgreSQL sorting the wide
         // rows (Q1's 5,600 rows were a 2.8 MB sort).
         let order = if streamed { "ORDER BY l.block_number, l.log_index " } else { "" };
+        let join = match blocks {
+            BlockRows::Joined => {
+                ", b.hash, b.timestamp FROM coldchain.logs l JOIN coldchain.blocks b ON b.number \
+                 = l.block_number"
+            }
+            BlockRows::Separate { .. } => " FROM coldchain.logs l",
+        };
         let sql = format!(
-            "SELECT {LOG_COLUMNS} FROM coldchain.logs l JOIN coldchain.blocks b ON b.number = \
-             l.block_number WHERE {} {order}LIMIT {limit}",
+            "SELECT {LOG_COLUMNS}{join} WHERE {} {order}LIMIT {limit}",
             conds.join(" AND ")
         );
-        Self { sql, params, pre }
+        Self { sql, params, pre, blocks }
     }
 
     pub(crate) fn param_refs(&self) -> Vec<&(dyn ToSql + Sync)> {

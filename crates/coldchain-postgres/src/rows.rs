@@ -471,18 +471,29 @@ pub(crate) fn log_at(row: &tokio_postgres::Row, first: usize) -> ColdResult<Log>
     Ok(Log { address, data: LogData::new_unchecked(topics, data) })
 }
 
-/// The columns of a log query, in order.
+/// The columns of a log query, in order (a query that joins `blocks` adds
+/// the block's hash and timestamp after them).
 pub(crate) const LOG_COLUMNS: &str = "l.block_number, l.log_index, l.tx_index, l.tx_hash, \
-                                      l.address, l.topic0, l.topic1, l.topic2, l.topic3, l.data, \
-                                      b.hash, b.timestamp";
+                                      l.address, l.topic0, l.topic1, l.topic2, l.topic3, l.data";
 
-/// An RPC log from a row with [`LOG_COLUMNS`].
-pub(crate) fn rpc_log(row: &tokio_postgres::Row) -> ColdResult<RpcLog> {
+/// An RPC log from a row with [`LOG_COLUMNS`] and then the block's hash
+/// and timestamp.
+pub(crate) fn rpc_log_joined(row: &tokio_postgres::Row) -> ColdResult<RpcLog> {
+    rpc_log(row, b256(col::<&[u8]>(row, 10)?)?, u64_of(col::<i64>(row, 11)?)?)
+}
+
+/// An RPC log from a row with [`LOG_COLUMNS`], in the block with this hash
+/// and timestamp.
+pub(crate) fn rpc_log(
+    row: &tokio_postgres::Row,
+    block_hash: B256,
+    block_timestamp: u64,
+) -> ColdResult<RpcLog> {
     Ok(RpcLog {
         inner: log_at(row, 4)?,
-        block_hash: Some(b256(col::<&[u8]>(row, 10)?)?),
+        block_hash: Some(block_hash),
         block_number: Some(u64_of(col::<i64>(row, 0)?)?),
-        block_timestamp: Some(u64_of(col::<i64>(row, 11)?)?),
+        block_timestamp: Some(block_timestamp),
         transaction_hash: Some(b256(col::<&[u8]>(row, 3)?)?),
         transaction_index: Some(u64_of(col::<i32>(row, 2)?)?),
         log_index: Some(u64_of(col::<i32>(row, 1)?)?),
