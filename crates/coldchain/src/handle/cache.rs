@@ -95,13 +95,16 @@ impl BlockCache {
         n: BlockNumber,
         receipts: Arc<Vec<StoredReceipt>>,
     ) {
-        let mut s = self.state.lock();
-        if s.generation != generation.0 {
-            return;
-        }
-        if let Some(cache) = s.receipts.as_mut() {
-            cache.put(n, receipts);
-        }
+        // A full cache evicts a block: its receipts (often the last
+        // reference, thousands of allocations) are freed after the lock is
+        // released, so that header lookups never wait for the free.
+        let _evicted = {
+            let mut s = self.state.lock();
+            if s.generation != generation.0 {
+                return;
+            }
+            s.receipts.as_mut().and_then(|cache| cache.push(n, receipts))
+        };
     }
 
     /// Forgets every block above `n` and invalidates reads in flight.
