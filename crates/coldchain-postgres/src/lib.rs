@@ -95,7 +95,12 @@
 //! more than one row too many. A stream's statement is ordered by block and
 //! log index, so it can page through a portal; a `get_logs` statement is
 //! not, and the backend sorts the rows' (block, log index) pairs itself,
-//! which is cheaper than PostgreSQL sorting the wide rows.
+//! which is cheaper than PostgreSQL sorting the wide rows. Each log needs
+//! its block's hash and timestamp: a range of fewer than 256 blocks, or a
+//! block hash, reads those blocks' rows with a second statement in the same
+//! snapshot and round trip; streams and longer or open ranges join
+//! `blocks` instead, which costs a probe per log row but never reads the
+//! rows of blocks without matches.
 //!
 //! # Background upkeep
 //!
@@ -111,7 +116,8 @@
 //! `coldchain bench --store postgres://...` on the 2-core development VM,
 //! PostgreSQL 15 at its defaults (`shared_buffers` 128 MB) on the same
 //! machine, on a quiet day: 174 KiB per block; appends of 100 blocks
-//! 275–300 blocks/s; Q1 15.2 ms median; Q2 0.57 ms; Q3 0.34–0.42 ms;
+//! 275–300 blocks/s; Q1 15.2 ms median (then about 16% less from reading
+//! short ranges' blocks apart, measured on a noisy day); Q2 0.57 ms; Q3 0.34–0.42 ms;
 //! Q6 ~330,000–360,000 logs/s; truncate of 64 blocks 20–27 ms; Q4 ~5,900
 //! point reads/s at 64 callers (both cores busy, split between the server
 //! and the client). `docs/BENCHMARKS.md` has the runs and what limits each
