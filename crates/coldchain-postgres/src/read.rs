@@ -86,7 +86,6 @@ impl PostgresBackend {
         deadline: &Deadline,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-        custom_plans: bool,
     ) -> ColdResult<Vec<Row>> {
         deadline
             .run(async {
@@ -94,7 +93,7 @@ impl PostgresBackend {
                 let rows = {
                     let client = conn.client();
                     let stmt = client.prepare_cached(sql).await.map_err(|e| db_err(e, deadline))?;
-                    let begin = read_begin(deadline, custom_plans)?;
+                    let begin = read_begin(deadline, false)?;
                     let (_, rows, _) = futures::try_join!(
                         client.batch_execute(&begin),
                         client.query(&stmt, params),
@@ -115,7 +114,6 @@ impl PostgresBackend {
         deadline: &Deadline,
         (sql1, params1): (&str, &[&(dyn ToSql + Sync)]),
         (sql2, params2): (&str, &[&(dyn ToSql + Sync)]),
-        custom_plans: bool,
     ) -> ColdResult<(Vec<Row>, Vec<Row>)> {
         deadline
             .run(async {
@@ -124,7 +122,7 @@ impl PostgresBackend {
                     let client = conn.client();
                     let s1 = client.prepare_cached(sql1).await.map_err(|e| db_err(e, deadline))?;
                     let s2 = client.prepare_cached(sql2).await.map_err(|e| db_err(e, deadline))?;
-                    let begin = read_begin(deadline, custom_plans)?;
+                    let begin = read_begin(deadline, false)?;
                     let (_, r1, r2, _) = futures::try_join!(
                         client.batch_execute(&begin),
                         client.query(&s1, params1),
@@ -141,7 +139,7 @@ impl PostgresBackend {
     }
 
     pub(crate) async fn read_tip(&self, deadline: &Deadline) -> ColdResult<Option<BlockNumHash>> {
-        let rows = self.read1(deadline, TIP, &[], false).await?;
+        let rows = self.read1(deadline, TIP, &[]).await?;
         tip_of(&rows)
     }
 
@@ -153,11 +151,9 @@ impl PostgresBackend {
         let rows = match spec {
             HeaderSpec::Number(n) => {
                 let Some(n) = num(n) else { return Ok(None) };
-                self.read1(deadline, HEADER_BY_NUMBER, &[&n], false).await?
+                self.read1(deadline, HEADER_BY_NUMBER, &[&n]).await?
             }
-            HeaderSpec::Hash(h) => {
-                self.read1(deadline, HEADER_BY_HASH, &[&h.as_slice()], false).await?
-            }
+            HeaderSpec::Hash(h) => self.read1(deadline, HEADER_BY_HASH, &[&h.as_slice()]).await?,
         };
         rows.first().map(|r| Ok(codec::decode_header(col::<&[u8]>(r, 0)?)?)).transpose()
     }
@@ -172,17 +168,17 @@ impl PostgresBackend {
                 let sql = format!(
                     "{TX_COLUMNS} WHERE t.hash8 = $1 ORDER BY t.block_number DESC, t.tx_index DESC"
                 );
-                self.read1(deadline, &sql, &[&hash8(&h)], false).await?
+                self.read1(deadline, &sql, &[&hash8(&h)]).await?
             }
             TxSpec::BlockNumberIndex(n, i) => {
                 let (Some(n), Ok(i)) = (num(n), i32::try_from(i)) else { return Ok(None) };
                 let sql = format!("{TX_COLUMNS} WHERE t.block_number = $1 AND t.tx_index = $2");
-                self.read1(deadline, &sql, &[&n, &i], false).await?
+                self.read1(deadline, &sql, &[&n, &i]).await?
             }
             TxSpec::BlockHashIndex(h, i) => {
                 let Ok(i) = i32::try_from(i) else { return Ok(None) };
                 let sql = format!("{TX_COLUMNS} WHERE b.hash = $1 AND t.tx_index = $2");
-                self.read1(deadline, &sql, &[&h.as_slice(), &i], false).await?
+                self.read1(deadline, &sql, &[&h.as_slice(), &i]).await?
             }
         };
         for row in &rows {
@@ -208,10 +204,10 @@ impl PostgresBackend {
         let rows = match block {
             HeaderSpec::Number(n) => {
                 let Some(n) = num(n) else { return Ok(None) };
-                self.read1(deadline, BLOCK_TXS_BY_NUMBER, &[&n], false).await?
+                self.read1(deadline, BLOCK_TXS_BY_NUMBER, &[&n]).await?
             }
             HeaderSpec::Hash(h) => {
-                self.read1(deadline, BLOCK_TXS_BY_HASH, &[&h.as_slice()], false).await?
+                self.read1(deadline, BLOCK_TXS_BY_HASH, &[&h.as_slice()]).await?
             }
         };
         if rows.is_empty() {
@@ -235,20 +231,20 @@ impl PostgresBackend {
         let rows = match spec {
             ReceiptSpec::TxHash(h) => {
                 let sql = format!("{RECEIPT_COLUMNS} WHERE t.hash8 = $1 {order}");
-                self.read1(deadline, &sql, &[&hash8(&h)], false).await?
+                self.read1(deadline, &sql, &[&hash8(&h)]).await?
             }
             ReceiptSpec::BlockNumberIndex(n, i) => {
                 let (Some(n), Ok(i)) = (num(n), i32::try_from(i)) else { return Ok(None) };
                 let sql = format!(
                     "{RECEIPT_COLUMNS} WHERE t.block_number = $1 AND t.tx_index = $2 {order}"
                 );
-                self.read1(deadline, &sql, &[&n, &i], false).await?
+                self.read1(deadline, &sql, &[&n, &i]).await?
             }
             ReceiptSpec::BlockHashIndex(h, i) => {
                 let Ok(i) = i32::try_from(i) else { return Ok(None) };
                 let sql =
                     format!("{RECEIPT_COLUMNS} WHERE b.hash = $1 AND t.tx_index = $2 {order}");
-                self.read1(deadline, &sql, &[&h.as_slice(), &i], false).await?
+                self.read1(deadline, &sql, &[&h.as_slice(), &i]).await?
             }
         };
         // Rows come grouped by transaction (several only for a hash-prefix
@@ -299,7 +295,7 @@ impl PostgresBackend {
                 let Some(n) = num(n) else { return Ok(None) };
                 let q1 = format!("{RECEIPTS_HEAD} WHERE b.number = $1 ORDER BY t.tx_index");
                 let q2 = format!("{RECEIPTS_LOGS} WHERE l.block_number = $1 ORDER BY l.log_index");
-                self.read2(deadline, (&q1, &[&n]), (&q2, &[&n]), false).await?
+                self.read2(deadline, (&q1, &[&n]), (&q2, &[&n])).await?
             }
             HeaderSpec::Hash(h) => {
                 let q1 = format!("{RECEIPTS_HEAD} WHERE b.hash = $1 ORDER BY t.tx_index");
@@ -308,7 +304,7 @@ impl PostgresBackend {
                      WHERE hash = $1 LIMIT 1) ORDER BY l.log_index"
                 );
                 let h = h.as_slice();
-                self.read2(deadline, (&q1, &[&h]), (&q2, &[&h]), false).await?
+                self.read2(deadline, (&q1, &[&h]), (&q2, &[&h])).await?
             }
         };
         let mut blocks = assemble_receipts(&head, &logs)?;
