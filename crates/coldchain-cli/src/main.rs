@@ -15,9 +15,9 @@ use tracing_subscriber::EnvFilter;
 /// blocks on worker threads and free them on others, which glibc's malloc
 /// pays for in lock contention and consolidation (~25% of an import's CPU);
 /// the store's writes are faster too. Its 2.x line (the `v2` feature), not
-/// 3.x: on W1 with the embedded store, 2.x appended 27–35% more blocks a
-/// second one at a time and ~10% more in batches, and answered Q1 10–25%
-/// faster, in four alternating pairs (docs/BENCHMARKS.md).
+/// 3.x: on W1 with the embedded store, 2.x appended more blocks a second
+/// one at a time in each of eight alternating pairs (+3% to +62%) and
+/// answered Q1 3–25% faster (docs/BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
