@@ -80,26 +80,39 @@ pub(crate) const RECEIPTS_LOGS: &str = "SELECT l.block_number, l.tx_index, l.add
                              l.topic2, l.topic3, l.data FROM coldchain.logs l";
 
 impl PostgresBackend {
-    /// One snapshot transaction running one statement.
-    pub(crate) async fn read1(
+    /// One snapshot transaction running `statements` in order, pipelined
+    /// with its `BEGIN` and `COMMIT`: one round trip. `custom_plans` adds
+    /// the log query settings (see [`read_begin`]). The rows of each
+    /// statement, in order.
+    async fn read_n(
         &self,
         deadline: &Deadline,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> ColdResult<Vec<Row>> {
+        statements: &[(&str, &[&(dyn ToSql + Sync)])],
+        custom_plans: bool,
+    ) -> ColdResult<Vec<Vec<Row>>> {
         deadline
             .run(async {
                 let mut conn = Conn::get(&self.inner.pool, deadline).await?;
                 let rows = {
                     let client = conn.client();
-                    let stmt = client.prepare_cached(sql).await.map_err(|e| db_err(e, deadline))?;
-                    let begin = read_begin(deadline, false)?;
+                    let err = |e| db_err(e, deadline);
+                    let mut prepared = Vec::with_capacity(statements.len());
+                    for (sql, _) in statements {
+                        prepared.push(client.prepare_cached(sql).await.map_err(err)?);
+                    }
+                    let begin = read_begin(deadline, custom_plans)?;
+                    // `try_join!` and `try_join_all` poll in order, so the
+                    // requests go out as BEGIN, the statements, COMMIT.
+                    let queries = prepared
+                        .iter()
+                        .zip(statements)
+                        .map(|(stmt, (_, params))| client.query(stmt, params));
                     let (_, rows, _) = futures::try_join!(
                         client.batch_execute(&begin),
-                        client.query(&stmt, params),
+                        futures::future::try_join_all(queries),
                         client.batch_execute("COMMIT"),
                     )
-                    .map_err(|e| db_err(e, deadline))?;
+                    .map_err(err)?;
                     rows
                 };
                 conn.clean();
@@ -108,34 +121,26 @@ impl PostgresBackend {
             .await
     }
 
+    /// One snapshot transaction running one statement.
+    pub(crate) async fn read1(
+        &self,
+        deadline: &Deadline,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> ColdResult<Vec<Row>> {
+        let mut rows = self.read_n(deadline, &[(sql, params)], false).await?;
+        Ok(rows.pop().unwrap_or_default())
+    }
+
     /// One snapshot transaction running two statements.
     pub(crate) async fn read2(
         &self,
         deadline: &Deadline,
-        (sql1, params1): (&str, &[&(dyn ToSql + Sync)]),
-        (sql2, params2): (&str, &[&(dyn ToSql + Sync)]),
+        first: (&str, &[&(dyn ToSql + Sync)]),
+        second: (&str, &[&(dyn ToSql + Sync)]),
     ) -> ColdResult<(Vec<Row>, Vec<Row>)> {
-        deadline
-            .run(async {
-                let mut conn = Conn::get(&self.inner.pool, deadline).await?;
-                let rows = {
-                    let client = conn.client();
-                    let s1 = client.prepare_cached(sql1).await.map_err(|e| db_err(e, deadline))?;
-                    let s2 = client.prepare_cached(sql2).await.map_err(|e| db_err(e, deadline))?;
-                    let begin = read_begin(deadline, false)?;
-                    let (_, r1, r2, _) = futures::try_join!(
-                        client.batch_execute(&begin),
-                        client.query(&s1, params1),
-                        client.query(&s2, params2),
-                        client.batch_execute("COMMIT"),
-                    )
-                    .map_err(|e| db_err(e, deadline))?;
-                    (r1, r2)
-                };
-                conn.clean();
-                Ok(rows)
-            })
-            .await
+        let mut rows = self.read_n(deadline, &[first, second], false).await?.into_iter();
+        Ok((rows.next().unwrap_or_default(), rows.next().unwrap_or_default()))
     }
 
     pub(crate) async fn read_tip(&self, deadline: &Deadline) -> ColdResult<Option<BlockNumHash>> {
@@ -320,30 +325,35 @@ impl PostgresBackend {
         filter.validate()?;
         let query = LogQuery::new(filter, None, max_logs);
         let params = refs(&query.params);
-        let tip = matches!(query.pre, Pre::Tip).then_some(TIP);
-        let blocks = match &query.blocks {
+        // The statements, in order: the tip (to resolve open ends), the
+        // block rows (unless the log statement joins them), the log rows.
+        let block_params = match &query.blocks {
             BlockRows::Joined => None,
             BlockRows::Separate { sql, params } => Some((*sql, refs(params))),
         };
-        let (tip_rows, block_rows, rows) = self
-            .read_log_rows(
-                deadline,
-                tip,
-                blocks.as_ref().map(|(sql, p)| (*sql, &p[..])),
-                &query.sql,
-                &params,
-            )
-            .await?;
+        let tip = matches!(query.pre, Pre::Tip);
+        let mut statements: Vec<(&str, &[&(dyn ToSql + Sync)])> = Vec::with_capacity(3);
+        if tip {
+            statements.push((TIP, &[]));
+        }
+        if let Some((sql, p)) = &block_params {
+            statements.push((sql, p));
+        }
+        statements.push((&query.sql, &params));
+        let mut results = self.read_n(deadline, &statements, true).await?;
+        let rows = results.pop().unwrap_or_default();
+        let block_rows = if block_params.is_some() { results.pop() } else { None };
+        let tip_rows = if tip { results.pop() } else { None };
         match &query.pre {
             Pre::None => {}
             Pre::Tip => {
-                let tip = tip_of(&tip_rows)?.map(|t| t.number);
+                let tip = tip_of(tip_rows.as_deref().unwrap_or_default())?.map(|t| t.number);
                 if filter.resolve_range(tip)?.is_none() {
                     return Ok(Vec::new());
                 }
             }
             Pre::Hash(h) => {
-                if block_rows.is_empty() {
+                if block_rows.as_ref().is_none_or(Vec::is_empty) {
                     return Err(ColdError::UnknownBlockHash(*h));
                 }
             }
@@ -358,89 +368,32 @@ impl PostgresBackend {
             .map(|(i, r)| Ok((col::<i64>(r, 0)?, col::<i32>(r, 1)?, i)))
             .collect::<ColdResult<Vec<_>>>()?;
         order.sort_unstable();
-        let mut out = Vec::with_capacity(order.len());
-        if blocks.is_none() {
-            for &(_, _, i) in &order {
-                out.push(rows::rpc_log_joined(&rows[i])?);
-            }
-            return Ok(out);
-        }
+        let Some(block_rows) = block_rows else {
+            return order.iter().map(|&(_, _, i)| rows::rpc_log_joined(&rows[i])).collect();
+        };
         // Logs and block rows both ascend by block: each log takes its
         // block's hash and timestamp from the block rows as they pass.
         let mut block_rows = block_rows.iter();
         let mut block: Option<(i64, B256, u64)> = None;
+        let missing = |number| corrupt(format!("logs of block {number} have no block row"));
+        let mut out = Vec::with_capacity(order.len());
         for &(number, _, i) in &order {
-            while block.is_none_or(|(n, _, _)| n < number) {
-                let Some(row) = block_rows.next() else {
-                    return Err(corrupt(format!("logs of block {number} have no block row")));
-                };
+            let (hash, timestamp) = loop {
+                match block {
+                    Some((n, hash, timestamp)) if n == number => break (hash, timestamp),
+                    Some((n, _, _)) if n > number => return Err(missing(number)),
+                    _ => {}
+                }
+                let row = block_rows.next().ok_or_else(|| missing(number))?;
                 block = Some((
                     col::<i64>(row, 0)?,
                     b256(col::<&[u8]>(row, 1)?)?,
                     u64_of(col::<i64>(row, 2)?)?,
                 ));
-            }
-            match block {
-                Some((n, hash, timestamp)) if n == number => {
-                    out.push(rows::rpc_log(&rows[i], hash, timestamp)?);
-                }
-                _ => return Err(corrupt(format!("logs of block {number} have no block row"))),
-            }
+            };
+            out.push(rows::rpc_log(&rows[i], hash, timestamp)?);
         }
         Ok(out)
-    }
-
-    /// The snapshot transaction of a log query, one round trip: the tip
-    /// (if asked), the block rows (if the log rows do not join them) and
-    /// the log rows.
-    async fn read_log_rows(
-        &self,
-        deadline: &Deadline,
-        tip: Option<&str>,
-        blocks: Option<(&str, &[&(dyn ToSql + Sync)])>,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> ColdResult<(Vec<Row>, Vec<Row>, Vec<Row>)> {
-        deadline
-            .run(async {
-                let mut conn = Conn::get(&self.inner.pool, deadline).await?;
-                let rows = {
-                    let client = conn.client();
-                    let err = |e| db_err(e, deadline);
-                    let stmt = client.prepare_cached(sql).await.map_err(err)?;
-                    let tip_stmt = match tip {
-                        Some(sql) => Some(client.prepare_cached(sql).await.map_err(err)?),
-                        None => None,
-                    };
-                    let blocks_stmt = match &blocks {
-                        Some((sql, _)) => Some(client.prepare_cached(sql).await.map_err(err)?),
-                        None => None,
-                    };
-                    let begin = read_begin(deadline, true)?;
-                    let (_, tip_rows, block_rows, rows, _) = futures::try_join!(
-                        client.batch_execute(&begin),
-                        async {
-                            match &tip_stmt {
-                                Some(stmt) => client.query(stmt, &[]).await,
-                                None => Ok(Vec::new()),
-                            }
-                        },
-                        async {
-                            match (&blocks_stmt, &blocks) {
-                                (Some(stmt), Some((_, p))) => client.query(stmt, p).await,
-                                _ => Ok(Vec::new()),
-                            }
-                        },
-                        client.query(&stmt, params),
-                        client.batch_execute("COMMIT"),
-                    )
-                    .map_err(err)?;
-                    (tip_rows, block_rows, rows)
-                };
-                conn.clean();
-                Ok(rows)
-            })
-            .await
     }
 
     /// Serves a log stream from one snapshot: checks the anchor, then pages
