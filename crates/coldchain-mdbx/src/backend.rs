@@ -6,6 +6,7 @@ use crate::{
     logs::{self, Flow},
     pool::ReadPool,
     read::View,
+    scan::Gathered,
     store::{MdbxOptions, Store},
     verify::{self, VerifyReport},
     write,
@@ -16,7 +17,6 @@ use coldchain::{
     HeaderSpec, LogFilter, ReceiptSpec, RecoveredTx, RpcLog, SealedHeader, StoredReceipt, TxSpec,
     TxWithMeta,
     backend::{LogSink, StreamParams},
-    filter::LogCollector,
 };
 use signet_libmdbx::Ro;
 use std::{cell::RefCell, ops::RangeInclusive, path::Path, sync::Arc};
@@ -208,7 +208,7 @@ const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// Logs found by a stream producer and not sent yet.
 struct Burst {
-    logs: Vec<RpcLog>,
+    logs: Gathered,
     /// When the oldest of them was found.
     oldest: Option<std::time::Instant>,
 }
@@ -222,7 +222,7 @@ fn flush(
     deadline: &Deadline,
 ) -> ColdResult<Flow> {
     burst.oldest = None;
-    for log in burst.logs.drain(..) {
+    for log in burst.logs.take() {
         if send_item(rt, sink, Ok(log), deadline)? == Flow::Stop {
             return Ok(Flow::Stop);
         }
@@ -309,13 +309,16 @@ impl ColdRead for MdbxBackend {
         let filter = filter.clone();
         let query = move |view: &View<'_, Ro>, deadline: &Deadline| {
             let Some(range) = logs::resolve(view, &filter)? else { return Ok(Vec::new()) };
-            let mut out = LogCollector::new(max_logs);
-            let mut emit = |log| {
-                out.push(log)?;
+            let mut out = Gathered::default();
+            let mut emit = |log, data: &[u8]| {
+                if out.len() >= max_logs {
+                    return Err(ColdError::TooManyLogs { limit: max_logs });
+                }
+                out.push(log, data);
                 Ok(Flow::Continue)
             };
             logs::scan(view, &filter, range, deadline, &mut emit, &mut || Ok(Flow::Continue))?;
-            Ok(out.finish())
+            Ok(out.into_logs())
         };
         // Most log queries are index hits of a few microseconds: the pool
         // answers them without waking a thread. Half of its threads at most,
@@ -360,15 +363,15 @@ impl ColdRead for MdbxBackend {
             }
             // Logs go out in bursts: one wake-up of the consumer per burst
             // instead of one per log; a burst waits at most FLUSH_AFTER.
-            let burst = RefCell::new(Burst { logs: Vec::with_capacity(BURST), oldest: None });
+            let burst = RefCell::new(Burst { logs: Gathered::with_capacity(BURST), oldest: None });
             let mut sent = 0usize;
-            let mut emit = |log| {
+            let mut emit = |log, data: &[u8]| {
                 if sent == params.max_logs {
                     return Err(ColdError::TooManyLogs { limit: params.max_logs });
                 }
                 sent += 1;
                 let mut b = burst.borrow_mut();
-                b.logs.push(log);
+                b.logs.push(log, data);
                 b.oldest.get_or_insert_with(std::time::Instant::now);
                 // The first log goes at once (time to first log).
                 if b.logs.len() >= BURST || sent == 1 {

@@ -264,6 +264,11 @@ impl Ticker<'_, '_> {
     }
 }
 
+/// Up to how many receipts ahead a candidate is reached by stepping the
+/// cursor rather than by a seek. Measured on W1's Q1 (a candidate every ~6
+/// receipts): 1 and 2 are even, 12 was 8–37% slower.
+const WALK_MAX: u64 = 2;
+
 /// Reads candidate receipts in ascending order: short forward steps walk
 /// the cursor, longer ones seek.
 struct Receipts<'tx, K: TransactionKind> {
@@ -281,12 +286,12 @@ impl<'tx, K: TransactionKind> Receipts<'tx, K> {
         &mut self,
         tx: u64,
         filter: &LogFilter,
-        emit: &mut impl FnMut(RpcLog) -> ColdResult<Flow>,
+        emit: &mut impl FnMut(RpcLog, &[u8]) -> ColdResult<Flow>,
     ) -> ColdResult<Flow> {
         let mut entry: Entry<'tx> = None;
         if let Some(at) = self.at
             && at < tx
-            && tx - at <= 2
+            && tx - at <= WALK_MAX
         {
             for _ in at..tx {
                 entry = self.cursor.next().cold()?;
@@ -310,14 +315,14 @@ impl<'tx, K: TransactionKind> Receipts<'tx, K> {
 }
 
 /// Runs `filter` over stored `blocks` (already resolved), emitting matches in
-/// order. `idle` runs every few steps (a stream flushes its burst there);
+/// order, each with its data apart (see [`scan::receipt_logs`]). `idle` runs every few steps (a stream flushes its burst there);
 /// either callback returning [`Flow::Stop`] ends the scan.
 pub(crate) fn scan<K: TransactionKind>(
     view: &View<'_, K>,
     filter: &LogFilter,
     blocks: RangeInclusive<BlockNumber>,
     deadline: &Deadline,
-    emit: &mut impl FnMut(RpcLog) -> ColdResult<Flow>,
+    emit: &mut impl FnMut(RpcLog, &[u8]) -> ColdResult<Flow>,
     idle: &mut dyn FnMut() -> ColdResult<Flow>,
 ) -> ColdResult<()> {
     let Some((from, to, lo, hi)) = stored_range(view, blocks)? else { return Ok(()) };

@@ -37,13 +37,35 @@ fn err(msg: &str) -> CodecError {
     CodecError(format!("receipt: {msg}: corrupt stored data"))
 }
 
+/// The error of a value that ends too soon; kept out of line so that the
+/// readers below inline.
+#[cold]
+#[inline(never)]
+fn truncated() -> CodecError {
+    err("truncated")
+}
+
+#[inline(always)]
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], CodecError> {
-    if buf.len() < n {
-        return Err(err("truncated"));
+    match buf.split_at_checked(n) {
+        Some((head, tail)) => {
+            *buf = tail;
+            Ok(head)
+        }
+        None => Err(truncated()),
     }
-    let (head, tail) = buf.split_at(n);
-    *buf = tail;
-    Ok(head)
+}
+
+/// The next `N` bytes as an array (an address or a hash), advancing `buf`.
+#[inline(always)]
+fn take_array<const N: usize>(buf: &mut &[u8]) -> Result<[u8; N], CodecError> {
+    match buf.split_first_chunk::<N>() {
+        Some((head, tail)) => {
+            *buf = tail;
+            Ok(*head)
+        }
+        None => Err(truncated()),
+    }
 }
 
 /// Skips a varint (values written by the codec, which checks them on
@@ -59,15 +81,21 @@ fn varint(buf: &mut &[u8]) -> Result<(), CodecError> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn varint_u64(buf: &mut &[u8]) -> Result<u64, CodecError> {
-    // Fast path: a one-byte value.
-    if let Some(&b) = buf.first()
+    // Fast path, inline: a one-byte value.
+    if let Some((&b, rest)) = buf.split_first()
         && b & 0x80 == 0
     {
-        *buf = &buf[1..];
+        *buf = rest;
         return Ok(u64::from(b));
     }
+    varint_u64_long(buf)
+}
+
+/// [`varint_u64`] of two bytes or more.
+#[inline(never)]
+fn varint_u64_long(buf: &mut &[u8]) -> Result<u64, CodecError> {
     let v = take_varint(buf).ok_or_else(|| err("malformed varint"))?;
     u64::try_from(v).map_err(|_| err("integer above 64 bits"))
 }
@@ -85,11 +113,11 @@ fn parse(bytes: &[u8]) -> Result<Option<ReceiptLogs<'_>>, CodecError> {
     varint(&mut b)?; // gas used
     varint(&mut b)?; // effective gas price
     let block_number = varint_u64(&mut b)?;
-    let block_hash = B256::from_slice(take(&mut b, 32)?);
+    let block_hash = B256::from(take_array::<32>(&mut b)?);
     let block_timestamp = varint_u64(&mut b)?;
     let tx_index = varint_u64(&mut b)?;
     let first_log_index = varint_u64(&mut b)?;
-    let tx_hash = B256::from_slice(take(&mut b, 32)?);
+    let tx_hash = B256::from(take_array::<32>(&mut b)?);
     take(&mut b, 20)?; // from
     if flags & FLAG_TO != 0 {
         take(&mut b, 20)?;
@@ -124,18 +152,20 @@ fn topics(buf: &mut &[u8]) -> Result<([B256; MAX_TOPICS], usize), CodecError> {
     take_topics(buf).map_err(err)
 }
 
-/// Emits the logs of one stored receipt that match `filter`, in order.
+/// Emits the logs of one stored receipt that match `filter`, in order. Each
+/// log goes out without its data (an empty `Bytes`), which follows as a
+/// slice, so that the consumer chooses how to keep it (see [`Gathered`]).
 pub(crate) fn receipt_logs(
     bytes: &[u8],
     filter: &LogFilter,
-    emit: &mut impl FnMut(RpcLog) -> ColdResult<Flow>,
+    emit: &mut impl FnMut(RpcLog, &[u8]) -> ColdResult<Flow>,
 ) -> ColdResult<Flow> {
     let Some(r) = parse(bytes).cold()? else {
         return full_decode(bytes, filter, emit);
     };
     let mut b = r.logs;
     for i in 0..r.log_count {
-        let address = Address::from_slice(take(&mut b, 20).cold()?);
+        let address = Address::from(take_array::<20>(&mut b).cold()?);
         if !filter.matches_address(&address) {
             // Ruled out by its address: skip the rest of the log unread.
             skip_topics(&mut b).map_err(err).cold()?;
@@ -150,12 +180,8 @@ pub(crate) fn receipt_logs(
         if !filter.matches_topics(topics) {
             continue;
         }
-        let log = Log {
-            address,
-            data: LogData::new_unchecked(topics.to_vec(), Bytes::copy_from_slice(data)),
-        };
         let rpc = RpcLog {
-            inner: log,
+            inner: Log { address, data: LogData::new_unchecked(topics.to_vec(), Bytes::new()) },
             block_hash: Some(r.block_hash),
             block_number: Some(r.block_number),
             block_timestamp: Some(r.block_timestamp),
@@ -164,7 +190,7 @@ pub(crate) fn receipt_logs(
             log_index: Some(r.first_log_index + i),
             removed: false,
         };
-        if emit(rpc)? == Flow::Stop {
+        if emit(rpc, data)? == Flow::Stop {
             return Ok(Flow::Stop);
         }
     }
@@ -172,6 +198,87 @@ pub(crate) fn receipt_logs(
         return Err(err("trailing bytes after the logs").into());
     }
     Ok(Flow::Continue)
+}
+
+/// Logs whose data lives in a few shared buffers: each log's data is a
+/// slice of one, so gathering many logs takes one allocation per
+/// [`CHUNK`] bytes of data instead of one per log. A log keeps its whole
+/// buffer alive, so a `Gathered` suits logs that are handed out together
+/// (a query's answer, a stream's burst).
+///
+/// The buffers are small on purpose: one buffer grown to the size of a large
+/// answer would be fresh memory on every query, which the kernel has to
+/// zero page by page.
+#[derive(Debug, Default)]
+pub(crate) struct Gathered {
+    logs: Vec<RpcLog>,
+    /// Filled buffers.
+    full: Vec<Vec<u8>>,
+    /// The buffer being filled.
+    current: Vec<u8>,
+    /// Each log's data: its buffer (an index into `full`, or `full.len()`
+    /// for `current`) and its range there.
+    spans: Vec<(u32, u32, u32)>,
+}
+
+/// Bytes of log data per buffer of a [`Gathered`] (a larger log takes a
+/// buffer of its own size).
+const CHUNK: usize = 8 * 1024;
+
+impl Gathered {
+    /// Room for `logs` logs.
+    pub(crate) fn with_capacity(logs: usize) -> Self {
+        Self { logs: Vec::with_capacity(logs), spans: Vec::with_capacity(logs), ..Self::default() }
+    }
+
+    /// Adds a log (its data field is ignored) with its data.
+    pub(crate) fn push(&mut self, log: RpcLog, data: &[u8]) {
+        if self.current.len() + data.len() > self.current.capacity() {
+            let next = Vec::with_capacity(CHUNK.max(data.len()));
+            let filled = std::mem::replace(&mut self.current, next);
+            if !filled.is_empty() {
+                self.full.push(filled);
+            }
+        }
+        let start = self.current.len();
+        self.current.extend_from_slice(data);
+        // Buffers and logs number far below 2^32 (a log is at most a few MB
+        // and a buffer holds one log or CHUNK bytes).
+        self.spans.push((self.full.len() as u32, start as u32, self.current.len() as u32));
+        self.logs.push(log);
+    }
+
+    /// How many logs are gathered.
+    pub(crate) fn len(&self) -> usize {
+        self.logs.len()
+    }
+
+    /// Gives each log its data, a slice of its buffer; the buffers start
+    /// anew.
+    fn seal(&mut self) {
+        let mut buffers: Vec<Bytes> = self.full.drain(..).map(Bytes::from).collect();
+        buffers.push(Bytes::from(std::mem::take(&mut self.current)));
+        for (log, (buffer, start, end)) in self.logs.iter_mut().zip(self.spans.drain(..)) {
+            if end > start
+                && let Some(buffer) = buffers.get(buffer as usize)
+            {
+                log.inner.data.data = buffer.slice(start as usize..end as usize);
+            }
+        }
+    }
+
+    /// The gathered logs, with their data; leaves `self` empty and ready
+    /// for more (a stream's next burst).
+    pub(crate) fn take(&mut self) -> std::vec::Drain<'_, RpcLog> {
+        self.seal();
+        self.logs.drain(..)
+    }
+
+    /// All the gathered logs, with their data.
+    pub(crate) fn into_logs(mut self) -> Vec<RpcLog> {
+        self.seal();
+        self.logs
+    }
 }
 
 /// The tx hash of a stored receipt, read in place.
@@ -193,8 +300,8 @@ pub(crate) fn receipt_keys(bytes: &[u8], keys: &mut Vec<IndexKey>) -> ColdResult
     keys.clear();
     let mut b = r.logs;
     for _ in 0..r.log_count {
-        let address = take(&mut b, 20).cold()?;
-        keys.push(IndexKey::address(&Address::from_slice(address)));
+        let address = Address::from(take_array::<20>(&mut b).cold()?);
+        keys.push(IndexKey::address(&address));
         let (topics, n) = topics(&mut b).cold()?;
         for (pos, t) in topics[..n].iter().enumerate() {
             keys.push(IndexKey::topic(pos, t));
@@ -211,12 +318,15 @@ pub(crate) fn receipt_keys(bytes: &[u8], keys: &mut Vec<IndexKey>) -> ColdResult
 fn full_decode(
     bytes: &[u8],
     filter: &LogFilter,
-    emit: &mut impl FnMut(RpcLog) -> ColdResult<Flow>,
+    emit: &mut impl FnMut(RpcLog, &[u8]) -> ColdResult<Flow>,
 ) -> ColdResult<Flow> {
     let receipt = codec::decode_receipt(bytes).cold()?;
-    for log in receipt.rpc_logs() {
-        if filter.matches(&log.inner) && emit(log)? == Flow::Stop {
-            return Ok(Flow::Stop);
+    for mut log in receipt.rpc_logs() {
+        if filter.matches(&log.inner) {
+            let data = std::mem::take(&mut log.inner.data.data);
+            if emit(log, &data)? == Flow::Stop {
+                return Ok(Flow::Stop);
+            }
         }
     }
     Ok(Flow::Continue)
@@ -233,9 +343,9 @@ mod tests {
     };
 
     fn collect(bytes: &[u8], filter: &LogFilter, fast: bool) -> Vec<RpcLog> {
-        let mut out = Vec::new();
-        let mut emit = |l| {
-            out.push(l);
+        let mut out = Gathered::default();
+        let mut emit = |l, data: &[u8]| {
+            out.push(l, data);
             Ok(Flow::Continue)
         };
         if fast {
@@ -243,7 +353,52 @@ mod tests {
         } else {
             full_decode(bytes, filter, &mut emit).unwrap();
         }
-        out
+        out.into_logs()
+    }
+
+    /// The matches of `filter` in a receipt, by the plain decoder.
+    fn expected(bytes: &[u8], filter: &LogFilter) -> Vec<RpcLog> {
+        let receipt = coldchain::codec::decode_receipt(bytes).unwrap();
+        receipt.rpc_logs().filter(|l| filter.matches(&l.inner)).collect()
+    }
+
+    #[test]
+    fn gathered_logs_keep_their_own_data_across_buffers_and_bursts() {
+        // Data of every size up to a few hundred bytes, none, and larger
+        // than a buffer, so that logs straddle buffer boundaries.
+        let logs: Vec<RpcLog> = (0..400u64)
+            .map(|i| {
+                let len = match i {
+                    100 => 3 * CHUNK,
+                    101 => CHUNK,
+                    _ => (i as usize * 37) % 301,
+                };
+                let data: Vec<u8> = (0..len).map(|j| (i as usize + j) as u8).collect();
+                RpcLog {
+                    inner: Log::new_unchecked(test_address(i), vec![test_topic(i)], data.into()),
+                    log_index: Some(i),
+                    ..RpcLog::default()
+                }
+            })
+            .collect();
+        assert!(logs.iter().map(|l| l.data().data.len()).sum::<usize>() > 10 * CHUNK);
+        // Taken now and then, as a stream's bursts are, or all at once, as
+        // a query's answer is.
+        for every in [1, 7, 64, usize::MAX] {
+            let mut gathered = Gathered::with_capacity(4);
+            let mut got = Vec::new();
+            for (i, log) in logs.iter().enumerate() {
+                let mut bare = log.clone();
+                bare.inner.data.data = Bytes::new();
+                gathered.push(bare, &log.data().data);
+                if i % every == every - 1 {
+                    got.extend(gathered.take());
+                    assert_eq!(gathered.len(), 0);
+                }
+            }
+            got.extend(gathered.into_logs());
+            assert_eq!(got, logs, "taken every {every}");
+        }
     }
 
     #[test]
@@ -261,13 +416,15 @@ mod tests {
         for r in blocks.iter().flat_map(|b| b.stored_receipts()) {
             let bytes = encode_receipt(&r).unwrap();
             for f in &filters {
-                assert_eq!(collect(&bytes, f, true), collect(&bytes, f, false), "{f:?}");
+                let expected = expected(&bytes, f);
+                assert_eq!(collect(&bytes, f, true), expected, "{f:?}");
+                assert_eq!(collect(&bytes, f, false), expected, "{f:?}");
             }
             for n in 0..bytes.len() {
                 // Truncations never panic, on the reading and the skipping
                 // path.
                 for f in &filters[..2] {
-                    let mut emit = |_| Ok(Flow::Continue);
+                    let mut emit = |_, _: &[u8]| Ok(Flow::Continue);
                     let _ = receipt_logs(&bytes[..n], f, &mut emit);
                 }
             }
@@ -294,7 +451,8 @@ mod tests {
         for r in blocks.iter().flat_map(|b| b.stored_receipts()) {
             let bytes = encode_receipt(&r).unwrap();
             let f = LogFilter::default();
-            assert_eq!(collect(&bytes, &f, true), collect(&bytes, &f, false));
+            assert_eq!(collect(&bytes, &f, true), expected(&bytes, &f));
+            assert_eq!(collect(&bytes, &f, false), expected(&bytes, &f));
         }
     }
 }
