@@ -365,6 +365,25 @@ impl PostgresBackend {
         Ok(lines?.join("\n"))
     }
 
+    /// The plans of the deletes that `truncate_above(number)` runs, as
+    /// `EXPLAIN` text, one per table; nothing is deleted. For diagnosing
+    /// slow truncations.
+    pub async fn explain_truncate(&self, number: u64) -> Result<Vec<String>, PgError> {
+        let Some(cut) = rows::num(number) else { return Ok(Vec::new()) };
+        let mut client = self.admin_client("explain_truncate").await?;
+        let txn = client.transaction().await?;
+        txn.batch_execute(write::TRUNCATE_SETTINGS).await?;
+        let mut plans = Vec::new();
+        for delete in write::truncate_deletes(cut) {
+            let rows = txn.query(&format!("EXPLAIN {delete}"), &[]).await?;
+            let lines: Result<Vec<String>, _> =
+                rows.iter().map(|r| r.try_get::<_, String>(0)).collect();
+            plans.push(lines?.join("\n"));
+        }
+        txn.rollback().await?;
+        Ok(plans)
+    }
+
     fn start_tip_watch(&self) -> Option<watch::Receiver<Option<BlockNumHash>>> {
         if let Some(rx) = self.inner.tip_watch.get() {
             return Some(rx.clone());

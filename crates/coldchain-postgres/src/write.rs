@@ -32,6 +32,23 @@ const LOCK_TIP: &str = "SELECT tip_number, tip_hash FROM coldchain.meta FOR UPDA
 const SET_TIP: &str = "UPDATE coldchain.meta SET tip_number = $1, tip_hash = $2";
 const NOTIFY: &str = "SELECT pg_notify('coldchain_tip', $1)";
 
+/// What a truncate sets before its deletes (and resets after them): they
+/// read their rows by bitmap scans. A bitmap visits each heap page once, in
+/// order, where an index scan (which the planner picks when the statistics
+/// predate the newest blocks) goes row by row. Measured on W1's last 64
+/// blocks (21,000 log rows): the log delete -16%, the transactions' -20%,
+/// and the whole truncate 20–45% faster in four alternating pairs.
+pub(crate) const TRUNCATE_SETTINGS: &str = "SET LOCAL enable_indexscan = off";
+
+/// The statements that remove every row above block `cut`, in order.
+pub(crate) fn truncate_deletes(cut: i64) -> [String; 3] {
+    [
+        format!("DELETE FROM coldchain.logs WHERE block_number > {cut}"),
+        format!("DELETE FROM coldchain.txs WHERE block_number > {cut}"),
+        format!("DELETE FROM coldchain.blocks WHERE number > {cut}"),
+    ]
+}
+
 /// Batches with more transactions than this are encoded on a blocking
 /// thread rather than on the async one.
 const ENCODE_INLINE_TXS: usize = 400;
@@ -218,10 +235,11 @@ impl PostgresBackend {
                         } else {
                             Vec::new()
                         };
+                        let deletes = truncate_deletes(cut).join(";\n");
                         let sql = format!(
-                            "DELETE FROM coldchain.logs WHERE block_number > {cut};
-                             DELETE FROM coldchain.txs WHERE block_number > {cut};
-                             DELETE FROM coldchain.blocks WHERE number > {cut};
+                            "{TRUNCATE_SETTINGS};
+                             {deletes};
+                             SET LOCAL enable_indexscan TO DEFAULT;
                              UPDATE coldchain.meta SET (tip_number, tip_hash) =
                                  (SELECT number, hash FROM coldchain.blocks
                                   WHERE number <= {cut} ORDER BY number DESC LIMIT 1);

@@ -2,7 +2,8 @@
 //! refreshed), Q2 (one rare address over the whole chain) and Q3 (topic0
 //! AND topic2 over the whole chain) use an index and never scan the logs
 //! table sequentially; Q1 (the hot contract over 100 blocks) neither, and
-//! it reads its blocks apart instead of joining them.
+//! it reads its blocks apart instead of joining them. A truncate of the
+//! last blocks reads their rows by bitmap scans.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -64,6 +65,18 @@ async fn w1_log_queries_use_indexes() {
     }
     .address(w1.contract(1_901));
     assert_indexed("Q2 open end", &store.explain_get_logs(&q2_open, 10_000, false).await.unwrap());
+    // A truncate of the last 64 blocks reads the logs' and transactions'
+    // rows by bitmap scans: neither row by row through an index nor the
+    // whole table. (The blocks table is small enough here to scan.)
+    let plans = store.explain_truncate(end - 64).await.unwrap();
+    assert_eq!(plans.len(), 3);
+    for (table, plan) in ["logs", "txs"].iter().zip(&plans) {
+        eprintln!("truncate, {table}:\n{plan}\n");
+        assert!(
+            plan.contains(&format!("Bitmap Heap Scan on {table}")),
+            "truncate without a bitmap scan of {table}:\n{plan}"
+        );
+    }
     let bytes = store.disk_bytes().await.unwrap();
     eprintln!(
         "{} blocks, {logs} logs: {} bytes, {:.0} bytes per block",
