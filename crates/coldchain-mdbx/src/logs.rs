@@ -315,8 +315,9 @@ impl<'tx, K: TransactionKind> Receipts<'tx, K> {
 }
 
 /// Runs `filter` over stored `blocks` (already resolved), emitting matches in
-/// order, each with its data apart (see [`scan::receipt_logs`]). `idle` runs every few steps (a stream flushes its burst there);
-/// either callback returning [`Flow::Stop`] ends the scan.
+/// order, each with its data apart (see [`scan::receipt_logs`]). `idle`
+/// runs every few steps (a stream flushes its burst there); either callback
+/// returning [`Flow::Stop`] ends the scan.
 pub(crate) fn scan<K: TransactionKind>(
     view: &View<'_, K>,
     filter: &LogFilter,
