@@ -402,6 +402,7 @@ async fn log_queries<B: ColdBackend>(
         logs = handle.get_logs(q.clone(), MAX_LOGS).await?.len(); // warm-up
     }
     let mut latencies = Vec::new();
+    let cpu = CpuClock::now();
     for _ in 0..runs {
         for q in queries {
             let t = Instant::now();
@@ -411,6 +412,7 @@ async fn log_queries<B: ColdBackend>(
         }
     }
     let mut r = figures(op, &latencies, None, "");
+    cpu.record(latencies.len(), &mut r);
     r.extra.insert("logs (last query)".into(), logs as f64);
     Ok(r)
 }
@@ -431,6 +433,7 @@ async fn point_reads<B: ColdBackend>(
     let mut write_latencies = Vec::new();
     let mut total_ops = 0usize;
     let mut total_time = 0.0;
+    let cpu = CpuClock::now();
     for run in 0..args.runs {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = writes.map(|w1| {
@@ -504,6 +507,10 @@ async fn point_reads<B: ColdBackend>(
             all.iter().filter(|(k, _)| *k == kind as u64).map(|(_, l)| *l).collect();
         r.extra.insert(format!("median ms {name}"), figures(name, &of_kind, None, "").median_ms);
     }
+    if writes.is_none() {
+        // (Q5's CPU is the reads' and the appends'.)
+        cpu.record(total_ops, &mut r);
+    }
     if !write_latencies.is_empty() {
         let w = figures("write", &write_latencies, None, "");
         r.extra.insert("write median ms".into(), w.median_ms);
@@ -511,6 +518,77 @@ async fn point_reads<B: ColdBackend>(
         r.extra.insert("blocks written".into(), write_latencies.len() as f64);
     }
     Ok(r)
+}
+
+/// CPU time used so far by this process and by the machine's PostgreSQL
+/// server processes, from `/proc` (Linux; zero elsewhere): where an
+/// operation's work is done, client or server. (On this project's VM it
+/// varies between runs about as much as the wall-clock figures do.)
+/// `/proc` counts in ticks of 10 ms (`USER_HZ`, 100 on Linux), so only
+/// phases that use a second or more of CPU are reported.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuClock {
+    own: Duration,
+    postgres: Duration,
+}
+
+/// Least CPU a phase must use for its per-operation figure to be reported.
+const CPU_RESOLVED: Duration = Duration::from_secs(1);
+
+impl CpuClock {
+    fn now() -> Self {
+        let own = proc_cpu("/proc/self/stat").map_or(Duration::ZERO, |(_, t)| t);
+        let mut postgres = Duration::ZERO;
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                let name = entry.file_name();
+                if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                if let Some((comm, t)) = proc_cpu(entry.path().join("stat"))
+                    && comm == "postgres"
+                {
+                    postgres += t;
+                }
+            }
+        }
+        Self { own, postgres }
+    }
+
+    /// Adds the CPU per operation since `self` to `r`: `cpu ms/op` for this
+    /// process, `server cpu ms/op` for PostgreSQL's processes when they
+    /// used any (a server that other work shares inflates it).
+    fn record(self, ops: usize, r: &mut OpResult) {
+        let now = Self::now();
+        let own = now.own.saturating_sub(self.own);
+        let postgres = now.postgres.saturating_sub(self.postgres);
+        if ops == 0 || own + postgres < CPU_RESOLVED {
+            return;
+        }
+        let per_op = |t: Duration| t.as_secs_f64() * 1e3 / ops as f64;
+        r.extra.insert("cpu ms/op".into(), per_op(own));
+        if !postgres.is_zero() {
+            r.extra.insert("server cpu ms/op".into(), per_op(postgres));
+        }
+    }
+}
+
+/// The command name and the user plus system CPU time of the process whose
+/// `stat` file is `path`.
+fn proc_cpu(path: impl AsRef<std::path::Path>) -> Option<(String, Duration)> {
+    parse_stat(&std::fs::read_to_string(path).ok()?)
+}
+
+/// [`proc_cpu`] of the text of a `stat` file.
+fn parse_stat(stat: &str) -> Option<(String, Duration)> {
+    // "pid (comm) state ...": the name may hold spaces and parentheses.
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let comm = head.split_once(" (")?.1.to_string();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3 of stat(5), utime 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((comm, Duration::from_millis(utime.saturating_add(stime).saturating_mul(10))))
 }
 
 async fn stream_hot<B: ColdBackend>(
@@ -679,6 +757,21 @@ fn print_report(report: &Report, previous: Option<&Report>) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_is_read_from_stat_lines() {
+        let line = "4242 (post (gres) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
+                    250 75 0 0 20 0 1 0 123456 1000000 500 18446744073709551615";
+        let (comm, cpu) = parse_stat(line).unwrap();
+        assert_eq!(comm, "post (gres) x");
+        assert_eq!(cpu, Duration::from_millis(3_250));
+        assert!(parse_stat("4242 (short) S 1 2").is_none());
+        assert!(parse_stat("garbage").is_none());
+        // The real file parses.
+        if cfg!(target_os = "linux") {
+            assert!(proc_cpu("/proc/self/stat").is_some());
+        }
+    }
 
     #[test]
     fn ingest_rate_counts_the_slow_writes() {
