@@ -526,7 +526,7 @@ async fn point_reads<B: ColdBackend>(
 /// varies between runs about as much as the wall-clock figures do.)
 /// `/proc` counts in ticks of 10 ms (`USER_HZ`, 100 on Linux), so only
 /// phases that use a second or more of CPU are reported.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct CpuClock {
     own: Duration,
     postgres: Duration,

@@ -360,9 +360,7 @@ impl PostgresBackend {
         txn.batch_execute(conn::LOG_QUERY_SETTINGS.trim_start_matches(';')).await?;
         let rows = txn.query(&sql, &params).await?;
         txn.rollback().await?;
-        let lines: Result<Vec<String>, _> =
-            rows.iter().map(|r| r.try_get::<_, String>(0)).collect();
-        Ok(lines?.join("\n"))
+        plan_text(&rows)
     }
 
     /// The plans of the deletes that `truncate_above(number)` runs, as
@@ -375,10 +373,7 @@ impl PostgresBackend {
         txn.batch_execute(write::TRUNCATE_SETTINGS).await?;
         let mut plans = Vec::new();
         for delete in write::truncate_deletes(cut) {
-            let rows = txn.query(&format!("EXPLAIN {delete}"), &[]).await?;
-            let lines: Result<Vec<String>, _> =
-                rows.iter().map(|r| r.try_get::<_, String>(0)).collect();
-            plans.push(lines?.join("\n"));
+            plans.push(plan_text(&txn.query(&format!("EXPLAIN {delete}"), &[]).await?)?);
         }
         txn.rollback().await?;
         Ok(plans)
@@ -508,4 +503,10 @@ impl ColdBackend for PostgresBackend {
     ) -> ColdResult<Vec<DrainedBlock>> {
         Box::pin(self.write_truncate(number, true, &deadline)).await
     }
+}
+
+/// The text of an `EXPLAIN`'s rows, one line each.
+fn plan_text(rows: &[tokio_postgres::Row]) -> Result<String, PgError> {
+    let lines: Result<Vec<String>, _> = rows.iter().map(|r| r.try_get::<_, String>(0)).collect();
+    Ok(lines?.join("\n"))
 }
