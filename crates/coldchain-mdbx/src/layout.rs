@@ -266,8 +266,19 @@ const BLOOM_WHOLE: u8 = 0xff;
 /// over 2,048: most distances are below 128, one byte each, so this is ~30
 /// bytes a receipt (~18 bytes less than u16 indexes), and rebuilding the
 /// bloom on a read costs no keccak.
+///
+/// The bloom is read as 32 little-endian words, so that bit `j` of word `w`
+/// is bit index `64 * w + j` and empty words are skipped whole: a receipt
+/// bloom has ~20 of its 2,048 bits set, and going byte by byte took 9% of a
+/// one-block append.
 pub(crate) fn encode_bloom_bits(bloom: &Bloom, out: &mut Vec<u8>) {
-    let count: u32 = bloom.iter().map(|b| b.count_ones()).sum();
+    let mut words = [0u64; 32];
+    for (w, chunk) in words.iter_mut().zip(bloom.as_slice().chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        *w = u64::from_le_bytes(b);
+    }
+    let count: u32 = words.iter().map(|w| w.count_ones()).sum();
     if count >= 127 {
         out.push(BLOOM_WHOLE);
         out.extend_from_slice(bloom.as_slice());
@@ -275,10 +286,10 @@ pub(crate) fn encode_bloom_bits(bloom: &Bloom, out: &mut Vec<u8>) {
     }
     out.push(count as u8);
     let mut next = 0u16;
-    for (i, byte) in bloom.iter().enumerate() {
-        let mut b = *byte;
-        while b != 0 {
-            let bit = i as u16 * 8 + b.trailing_zeros() as u16;
+    for (i, word) in words.iter().enumerate() {
+        let mut w = *word;
+        while w != 0 {
+            let bit = i as u16 * 64 + w.trailing_zeros() as u16;
             let gap = bit - next;
             if gap < 0x80 {
                 out.push(gap as u8);
@@ -286,7 +297,7 @@ pub(crate) fn encode_bloom_bits(bloom: &Bloom, out: &mut Vec<u8>) {
                 out.extend_from_slice(&[(gap & 0x7f) as u8 | 0x80, (gap >> 7) as u8]);
             }
             next = bit + 1;
-            b &= b - 1;
+            w &= w - 1;
         }
     }
 }
@@ -674,6 +685,36 @@ mod tests {
             assert_eq!(take_bloom_bits(&mut rest).unwrap(), *b);
         }
         assert!(rest.is_empty());
+        // The same bytes as the format's definition, bit by bit from byte 0
+        // (word boundaries, the last bits and the whole form included).
+        let reference = |bloom: &Bloom| {
+            let bits: Vec<u16> =
+                (0..2048u16).filter(|i| bloom[usize::from(i / 8)] & (1 << (i % 8)) != 0).collect();
+            if bits.len() >= 127 {
+                return [&[BLOOM_WHOLE][..], bloom.as_slice()].concat();
+            }
+            let mut out = vec![bits.len() as u8];
+            let mut next = 0u16;
+            for bit in bits {
+                let gap = bit - next;
+                if gap < 0x80 {
+                    out.push(gap as u8);
+                } else {
+                    out.extend_from_slice(&[(gap & 0x7f) as u8 | 0x80, (gap >> 7) as u8]);
+                }
+                next = bit + 1;
+            }
+            out
+        };
+        let mut edges = Bloom::ZERO;
+        for i in [0usize, 7, 8, 63, 64, 65, 127, 128, 1023, 1984, 2047] {
+            edges[i / 8] |= 1 << (i % 8);
+        }
+        for b in blooms.iter().chain([&edges, &dense, &full, &last]) {
+            out.clear();
+            encode_bloom_bits(b, &mut out);
+            assert_eq!(out, reference(b));
+        }
     }
 
     #[test]
