@@ -341,6 +341,26 @@ pub(crate) fn take_bloom_bits(bytes: &mut &[u8]) -> Result<Bloom, MdbxError> {
     Ok(bloom)
 }
 
+/// Steps over the next receipt bloom of a `receipt_blooms` value without
+/// building it, advancing `bytes`: what a read of receipt `i` does with the
+/// `i` blooms before its own. Checks only that the value is long enough;
+/// [`take_bloom_bits`] and `verify` check the bits themselves.
+pub(crate) fn skip_bloom_bits(bytes: &mut &[u8]) -> Result<(), MdbxError> {
+    let bad = || MdbxError::Corrupt("receipt_blooms value is truncated".into());
+    let (&count, rest) = bytes.split_first().ok_or_else(bad)?;
+    if count == BLOOM_WHOLE {
+        *bytes = rest.get(256..).ok_or_else(bad)?;
+        return Ok(());
+    }
+    // A distance takes two bytes when its first has the high bit set.
+    let mut at = 0usize;
+    for _ in 0..count {
+        at += 1 + usize::from(rest.get(at).ok_or_else(bad)? >> 7);
+    }
+    *bytes = rest.get(at..).ok_or_else(bad)?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------- log index
 
 /// Kind byte of an address key in the log index.
@@ -715,6 +735,26 @@ mod tests {
             encode_bloom_bits(b, &mut out);
             assert_eq!(out, reference(b));
         }
+        // Skipping steps over exactly what taking reads.
+        out.clear();
+        let all: Vec<Bloom> = blooms.iter().copied().chain([edges, dense, full, last]).collect();
+        for b in &all {
+            encode_bloom_bits(b, &mut out);
+        }
+        for skipped in 0..=all.len() {
+            let mut rest = out.as_slice();
+            for _ in 0..skipped {
+                skip_bloom_bits(&mut rest).unwrap();
+            }
+            for b in &all[skipped..] {
+                assert_eq!(take_bloom_bits(&mut rest).unwrap(), *b);
+            }
+            assert!(rest.is_empty());
+        }
+        assert!(skip_bloom_bits(&mut &[][..]).is_err());
+        assert!(skip_bloom_bits(&mut &[2u8, 1][..]).is_err());
+        assert!(skip_bloom_bits(&mut &[1u8, 0x80][..]).is_err());
+        assert!(skip_bloom_bits(&mut &[BLOOM_WHOLE, 0][..]).is_err());
     }
 
     #[test]

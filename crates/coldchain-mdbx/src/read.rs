@@ -3,7 +3,7 @@
 use crate::{
     error::{MdbxError, OrCold},
     journal::Journal,
-    layout::{BlockTxs, Run, be, hash_key, read_be, take_bloom_bits},
+    layout::{BlockTxs, Run, be, hash_key, read_be, skip_bloom_bits, take_bloom_bits},
     scan,
     store::Tables,
 };
@@ -240,7 +240,7 @@ impl<'t, K: TransactionKind> View<'t, K> {
         let blooms = self.receipt_blooms(block)?;
         let mut rest: &[u8] = &blooms;
         for _ in 0..index {
-            take_bloom_bits(&mut rest).cold()?;
+            skip_bloom_bits(&mut rest).cold()?;
         }
         let bloom = take_bloom_bits(&mut rest).cold()?;
         Ok(Some(codec::decode_receipt_with(&value, &mut |_| bloom).cold()?))
