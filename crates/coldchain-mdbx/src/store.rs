@@ -55,8 +55,10 @@ pub struct MdbxOptions {
     /// Most concurrent read transactions (default 256): at least the
     /// handle's read and stream permits, plus headroom.
     pub max_readers: u64,
-    /// Threads that run point reads (default: four per core, at least 4;
-    /// see `pool.rs`). More only help when reads wait for the disk.
+    /// Threads that run point reads and most log queries (default: two per
+    /// core, at least 4; see `pool.rs`). More only help when reads wait for
+    /// the disk: on a cached store, four per core gave 4–35% fewer point
+    /// reads a second than two (docs/BENCHMARKS.md).
     pub read_threads: usize,
     /// Newest blocks kept in the index journal after a flush (default 64):
     /// truncations of up to this many blocks never touch the index runs.
@@ -84,7 +86,7 @@ impl Default for MdbxOptions {
             growth_step: 16 << 20,
             page_size: 8192,
             max_readers: 256,
-            read_threads: std::thread::available_parallelism().map_or(4, |n| 4 * n.get()).max(4),
+            read_threads: std::thread::available_parallelism().map_or(4, |n| 2 * n.get()).max(4),
             journal_keep: JOURNAL_KEEP,
             journal_max: JOURNAL_MAX,
             run_fanout: 4,
