@@ -290,15 +290,21 @@ pub(crate) fn encode_bloom_bits(bloom: &Bloom, out: &mut Vec<u8>) {
         let mut w = *word;
         while w != 0 {
             let bit = i as u16 * 64 + w.trailing_zeros() as u16;
-            let gap = bit - next;
-            if gap < 0x80 {
-                out.push(gap as u8);
-            } else {
-                out.extend_from_slice(&[(gap & 0x7f) as u8 | 0x80, (gap >> 7) as u8]);
-            }
+            push_gap(bit - next, out);
             next = bit + 1;
             w &= w - 1;
         }
+    }
+}
+
+/// Appends the distance to the next set bit (below 2,048): one byte below
+/// 128, else two (low 7 bits with the high bit set, then the rest).
+#[inline]
+fn push_gap(gap: u16, out: &mut Vec<u8>) {
+    if gap < 0x80 {
+        out.push(gap as u8);
+    } else {
+        out.extend_from_slice(&[(gap & 0x7f) as u8 | 0x80, (gap >> 7) as u8]);
     }
 }
 
@@ -716,12 +722,7 @@ mod tests {
             let mut out = vec![bits.len() as u8];
             let mut next = 0u16;
             for bit in bits {
-                let gap = bit - next;
-                if gap < 0x80 {
-                    out.push(gap as u8);
-                } else {
-                    out.extend_from_slice(&[(gap & 0x7f) as u8 | 0x80, (gap >> 7) as u8]);
-                }
+                push_gap(bit - next, &mut out);
                 next = bit + 1;
             }
             out
