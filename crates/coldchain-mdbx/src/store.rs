@@ -57,8 +57,8 @@ pub struct MdbxOptions {
     pub max_readers: u64,
     /// Threads that run point reads and most log queries (default: two per
     /// core, at least 4; see `pool.rs`). More only help when reads wait for
-    /// the disk: on a cached store, four per core gave 4–35% fewer point
-    /// reads a second than two (docs/BENCHMARKS.md).
+    /// the disk: on a cached store, two per core gave 4–35% more point reads
+    /// a second than four (docs/BENCHMARKS.md).
     pub read_threads: usize,
     /// Newest blocks kept in the index journal after a flush (default 64):
     /// truncations of up to this many blocks never touch the index runs.
