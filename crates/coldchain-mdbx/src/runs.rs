@@ -225,16 +225,15 @@ pub(crate) fn flush_journal(
     // Each block's entries are sorted by (key, offset), and the blocks'
     // positions ascend: a k-way merge over the blocks, smallest (key,
     // block, offset) first, gives (key, position) order without a sort or
-    // a copy. The heap holds each block's next entry, read once; taking
-    // one replaces the top in place: one sift down, where a pop and a push
-    // took two passes and read each entry twice.
-    let mut heap: BinaryHeap<Reverse<(IndexKey, usize, u32)>> =
+    // a copy. The heap holds each block's next entry (read once) and its
+    // index; taking one replaces the top in place: one sift down, where a
+    // pop and a push took two passes and read each entry twice.
+    let mut heap: BinaryHeap<Reverse<(IndexKey, usize, u32, usize)>> =
         BinaryHeap::with_capacity(journals.len());
-    let mut next = vec![0usize; journals.len()];
     for (b, (j, _)) in journals.iter().enumerate() {
         if j.entry_count() > 0 {
             let (key, off) = j.entry(0).cold()?;
-            heap.push(Reverse((key, b, off)));
+            heap.push(Reverse((key, b, off, 0)));
         }
     }
     let mut writer = ShardWriter::new(txn, t.log_index[0], id)?;
@@ -244,13 +243,12 @@ pub(crate) fn flush_journal(
         if steps.is_multiple_of(CHECK_EVERY) {
             deadline.check()?;
         }
-        let Reverse((key, b, off)) = *top;
+        let Reverse((key, b, off, i)) = *top;
         let (j, first) = &journals[b];
         writer.push(key, first + u64::from(off))?;
-        next[b] += 1;
-        if next[b] < j.entry_count() {
-            let (key, off) = j.entry(next[b]).cold()?;
-            *top = Reverse((key, b, off));
+        if i + 1 < j.entry_count() {
+            let (key, off) = j.entry(i + 1).cold()?;
+            *top = Reverse((key, b, off, i + 1));
         } else {
             PeekMut::pop(top);
         }
