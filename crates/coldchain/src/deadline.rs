@@ -1,10 +1,13 @@
 //! Deadlines passed into every backend call.
 //!
 //! A [`Deadline`] is an instant plus a stop signal. The handle sets the stop
-//! signal when the caller's deadline passes or on shutdown, so a backend that
-//! checks [`Deadline::check`] between steps stops even when its clock and the
-//! handle's disagree. Times use tokio's clock, so tests with a paused clock
-//! control them.
+//! signal when the deadline passes, when a stream's consumer drops it, and on
+//! shutdown: every deadline the handle makes has a stop signal that is a
+//! child of the handle's shutdown token, so `cancel()` stops all backend work
+//! at once. A backend that checks [`Deadline::check`] between steps (or waits
+//! on [`Deadline::expired`]) therefore stops promptly, even when its clock and
+//! the handle's disagree. Times use tokio's clock, so tests with a paused
+//! clock control them.
 
 use crate::{ColdError, ColdResult};
 use std::time::Duration;
@@ -28,6 +31,13 @@ impl Deadline {
     /// A deadline at `at` for operation `op`.
     pub fn at(op: &'static str, at: Instant) -> Self {
         Self { op, at, stop: CancellationToken::new() }
+    }
+
+    /// A deadline at `at` for operation `op` whose stop signal is also set
+    /// when `parent` is cancelled (the handle passes its shutdown token).
+    /// Stopping the deadline does not cancel `parent`.
+    pub fn at_or_stopped_by(op: &'static str, at: Instant, parent: &CancellationToken) -> Self {
+        Self { op, at, stop: parent.child_token() }
     }
 
     /// A deadline far in the future (for tests and offline tools).

@@ -78,6 +78,21 @@ pub enum ColdError {
         /// The panic payload, if it was a string.
         message: String,
     },
+    /// An earlier queued write that nobody awaited failed, and this write was
+    /// refused (not applied) so that the failure is seen (C13). Deal with
+    /// the failed write (for example re-append from the durable tip), then
+    /// retry.
+    #[error(
+        "write refused: an earlier write that nobody awaited ({op} of {target}) failed: {error}"
+    )]
+    EarlierWriteFailed {
+        /// The failed write's operation.
+        op: &'static str,
+        /// The blocks it concerned (for example `blocks 11..=13`).
+        target: String,
+        /// Its error.
+        error: String,
+    },
     /// Stored bytes could not be decoded.
     #[error("corrupt or unsupported stored data: {0}")]
     Codec(#[from] crate::codec::CodecError),
@@ -130,6 +145,7 @@ impl ColdError {
             Self::UnknownBlockHash(_) => "unknown_block_hash",
             Self::ReorgDetected { .. } => "reorg",
             Self::Panicked { .. } => "panic",
+            Self::EarlierWriteFailed { .. } => "earlier_write_failed",
             Self::Codec(_) => "codec",
             Self::Verify(_) => "verify",
             Self::Backend(_) => "backend",

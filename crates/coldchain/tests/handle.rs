@@ -1,4 +1,4 @@
-//! The handle's invariants C1–C12 (DESIGN.md), one or more named tests each.
+//! The handle's invariants C1–C14 (DESIGN.md), one or more named tests each.
 //!
 //! Every test drives a [`GatedBackend`] under tokio's paused clock: the test
 //! decides when each backend call may proceed, and time moves only when every
@@ -10,7 +10,7 @@ use coldchain::{
     BlockData, ColdError, ColdStorage, Deadline, HeaderSpec, LogFilter, ReceiptSpec, StreamParams,
     TxSpec,
     backend::ColdWrite,
-    handle::cache::CacheBudget,
+    handle::{WriteTarget, cache::CacheBudget},
     testing::{ChainShape, GatedBackend, test_chain, test_chain_with},
 };
 use futures::StreamExt;
@@ -701,4 +701,188 @@ async fn c9_dropping_the_last_handle_stops_its_tasks() {
         .expect("the writer task did not end")
         .expect_err("the tip watch should close");
     drop(backend);
+}
+
+// ---------------------------------------------------------------- C12: streams
+
+#[tokio::test(start_paused = true)]
+async fn c12_stream_producer_panic_ends_the_stream_with_one_error() {
+    for snapshot in [true, false] {
+        let (backend, h, _) = setup(snapshot, 10, 2).await;
+        backend.panic_on("produce_logs");
+        let items: Vec<_> = h
+            .stream_logs(LogFilter::range(1, 10), StreamParams::default())
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(items.len(), 1, "snapshot={snapshot}: exactly one item, an error: {items:?}");
+        assert!(
+            matches!(items[0], Err(ColdError::Panicked { op: "stream_logs", .. })),
+            "snapshot={snapshot}: {items:?}"
+        );
+        settle().await;
+        assert_eq!(h.available_stream_permits(), 8, "the stream permit came back");
+        backend.stop_panicking("produce_logs");
+        let s = h.stream_logs(LogFilter::range(1, 10), StreamParams::default()).await.unwrap();
+        assert!(s.collect::<Vec<_>>().await.iter().all(|r| r.is_ok()), "the handle keeps serving");
+    }
+}
+
+// ---------------------------------------------------------------- C9: holes
+
+#[tokio::test(start_paused = true)]
+async fn c9_after_cancel_cached_reads_answer_terminated_too() {
+    let (_, h, _) = setup(true, 5, 2).await;
+    let hash = h.header(3).await.unwrap().unwrap().hash();
+    h.header(hash).await.unwrap().unwrap();
+    h.block_receipts(3).await.unwrap().unwrap();
+    h.cancel();
+    assert!(is_terminated(&h.header(3).await), "cached header by number");
+    assert!(is_terminated(&h.header(hash).await), "cached header by hash");
+    assert!(is_terminated(&h.block_receipts(3).await), "cached receipts");
+}
+
+#[tokio::test(start_paused = true)]
+async fn c9_cancel_tells_running_backend_work_to_stop() {
+    let (backend, h, blocks) = setup(true, 5, 2).await;
+    for op in ["transaction", "append_blocks", "produce_logs"] {
+        backend.hold(op);
+    }
+    let hr = h.clone();
+    let _read = tokio::spawn(async move { hr.transaction(TxSpec::BlockNumberIndex(1, 0)).await });
+    let _write = h.dispatch_append_blocks(vec![blocks[5].clone()]).unwrap();
+    let stream = h.stream_logs(LogFilter::range(1, 5), StreamParams::default()).await.unwrap();
+    let mut deadlines = Vec::new();
+    for op in ["transaction", "append_blocks", "produce_logs"] {
+        backend.wait_entered(op, 1).await;
+        let d = backend.last_deadline(op).unwrap();
+        assert!(d.check().is_ok(), "{op} is not told to stop before cancel");
+        deadlines.push(d);
+    }
+    let start = Instant::now();
+    h.cancel();
+    for d in &deadlines {
+        // Blocking backend work polls `check` between steps: it must see the stop now.
+        assert!(d.check().is_err(), "{} was not told to stop at cancel", d.op());
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    drop(stream);
+}
+
+// ---------------------------------------------------------------- C13
+
+#[tokio::test(start_paused = true)]
+async fn c13_dispatched_writes_that_waited_past_their_deadline_are_applied() {
+    let (backend, h, blocks) = setup(true, 10, 2).await;
+    backend.hold("append_blocks");
+    let first = h.dispatch_append_blocks(vec![blocks[10].clone()]).unwrap();
+    backend.wait_entered("append_blocks", 1).await;
+    // Fire and forget, as a node feeds its cold store.
+    for b in &blocks[11..14] {
+        drop(h.dispatch_append_blocks(vec![b.clone()]).unwrap());
+    }
+    drop(first);
+    // The writer is stalled well past every queued write's deadline.
+    tokio::time::sleep(WRITE * 3).await;
+    backend.release("append_blocks");
+    let reached = tokio::time::timeout(WRITE, h.wait_for_block(14)).await;
+    assert!(reached.is_ok(), "queued writes were lost: tip {:?}", h.durable_tip());
+    assert_eq!(h.tip().await.unwrap().unwrap().hash, blocks[13].hash());
+    // Later appends are not wedged behind a lost block.
+    h.append_block(blocks[14].clone()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn c13_a_dispatched_write_that_fails_is_reported_by_the_next_write_and_the_handle() {
+    let (_, h, blocks) = setup(true, 10, 2).await;
+    assert!(h.last_unobserved_write_failure().is_none());
+    // Not contiguous, and nobody awaits it.
+    drop(h.dispatch_append_blocks(blocks[12..14].to_vec()).unwrap());
+    settle().await;
+    let failure = h.last_unobserved_write_failure().expect("the failure is recorded");
+    assert_eq!(failure.op, "append_blocks");
+    assert_eq!(failure.target, WriteTarget::Blocks { first: 13, last: 14 });
+    assert!(failure.error.contains("expected block 11"), "{}", failure.error);
+    // The next write is refused with an error naming the failed one...
+    let r = h.append_block(blocks[10].clone()).await;
+    match r {
+        Err(ColdError::EarlierWriteFailed { op: "append_blocks", target, .. }) => {
+            assert_eq!(target, "blocks 13..=14");
+        }
+        other => panic!("expected EarlierWriteFailed, got {other:?}"),
+    }
+    assert_eq!(h.durable_tip().unwrap().number, 10, "the refused write was not applied");
+    // ...once: the handle is not wedged, and the record stays for /health.
+    h.append_block(blocks[10].clone()).await.unwrap();
+    assert_eq!(h.durable_tip().unwrap().number, 11);
+    assert_eq!(h.last_unobserved_write_failure(), Some(failure));
+    // A failure its waiter sees is not reported again.
+    assert!(h.append_block(blocks[15].clone()).await.is_err());
+    h.append_block(blocks[11].clone()).await.unwrap();
+}
+
+// ---------------------------------------------------------------- C14
+
+#[tokio::test(start_paused = true)]
+async fn c14_a_stale_tip_observation_never_moves_the_tip_back_nor_purges_the_cache() {
+    let backend = GatedBackend::new(true);
+    backend.enable_tip_updates();
+    let blocks = chain(30);
+    let mut store = backend.store().clone();
+    store.append_blocks(blocks[..10].to_vec(), Deadline::none("setup")).await.unwrap();
+    let h = ColdStorage::builder(backend.clone())
+        .read_permits(1)
+        .read_timeout(READ)
+        .write_timeout(WRITE)
+        .build()
+        .await
+        .unwrap();
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let mut watch = h.tip_watch();
+    let seen_by_observer = seen.clone();
+    tokio::spawn(async move {
+        while watch.changed().await.is_ok() {
+            let tip = watch.borrow_and_update().map(|t| t.number);
+            seen_by_observer.lock().push(tip);
+        }
+    });
+    h.header(5).await.unwrap().unwrap(); // cached
+
+    // Another server appends block 11; its notification arrives while the
+    // only read permit is busy, so the follower waits for it.
+    store.append_blocks(vec![blocks[10].clone()], Deadline::none("other")).await.unwrap();
+    backend.hold("block_transactions");
+    let busy = spawn_read(&h, 1);
+    backend.wait_entered("block_transactions", 1).await;
+    backend.notify_tip(Some(blocks[10].num_hash()));
+    settle().await;
+    // Meanwhile this server's writer appends block 12 and publishes it.
+    h.append_block(blocks[11].clone()).await.unwrap();
+    assert_eq!(h.durable_tip().unwrap().number, 12);
+    backend.release("block_transactions");
+    busy.await.unwrap().unwrap();
+    settle().await;
+    assert_eq!(h.durable_tip().unwrap().number, 12, "a stale observation moved the tip back");
+
+    // This server's own earlier write is notified late.
+    h.append_block(blocks[12].clone()).await.unwrap();
+    backend.notify_tip(Some(blocks[11].num_hash()));
+    settle().await;
+    assert_eq!(h.durable_tip().unwrap().number, 13, "a late notification moved the tip back");
+    let headers = backend.entered("header");
+    assert!(h.header(5).await.unwrap().is_some());
+    assert_eq!(backend.entered("header"), headers, "the cache was purged without a truncation");
+    let seen = seen.lock().clone();
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "the tip went backwards: {seen:?}");
+
+    // A real truncation by another server is followed, and purges the cache.
+    store.truncate_above(8, Deadline::none("other")).await.unwrap();
+    backend.notify_tip(Some(blocks[7].num_hash()));
+    let mut watch = h.tip_watch();
+    tokio::time::timeout(READ, watch.wait_for(|t| t.is_some_and(|t| t.number == 8)))
+        .await
+        .expect("a real truncation is followed")
+        .unwrap();
+    assert!(h.header(10).await.unwrap().is_none(), "the cache was purged");
 }

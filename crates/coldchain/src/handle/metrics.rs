@@ -19,6 +19,9 @@ pub const CACHE: &str = "coldchain_cache_lookups_total";
 pub const STREAM_LIFETIME: &str = "coldchain_stream_lifetime_seconds";
 /// Open log streams (gauge).
 pub const STREAMS_OPEN: &str = "coldchain_streams_open";
+/// Queued writes that failed while nobody awaited their result (counter;
+/// see `ColdStorage::last_unobserved_write_failure`).
+pub const UNOBSERVED_WRITE_FAILURES: &str = "coldchain_unobserved_write_failures_total";
 /// The durable tip's block number (gauge).
 pub const DURABLE_TIP: &str = "coldchain_durable_tip";
 

@@ -13,7 +13,7 @@
 //!     the work really ends) backend write task
 //! ```
 //!
-//! The invariants C1–C12 of DESIGN.md, where each is kept:
+//! The invariants C1–C14 of DESIGN.md, where each is kept:
 //!
 //! | | invariant | where |
 //! |---|---|---|
@@ -22,13 +22,15 @@
 //! | C3 | writes serialized, in submission order, atomic | `writer`: one task, one FIFO queue; atomicity is the backend's |
 //! | C4 | drain-before-write without snapshots | `writer`: `acquire_many(R)` before the write |
 //! | C5 | a draining write goes before later reads | the fair semaphore queues the writer's `acquire_many` ahead of them |
-//! | C6 | per-operation deadlines, counted from the call | [`Deadline`] made at the call; WARN and stop signal on expiry |
+//! | C6 | per-operation deadlines, counted from the call | [`Deadline`] made at the call; WARN and stop signal on expiry; a queued write's backend deadline counts from dequeue (`writer`) |
 //! | C7 | streams use S stream permits, bounded setup and life | [`stream`] |
 //! | C8 | `dispatch_*` never waits | [`ColdStorage::dispatch_append_blocks`] uses `try_send` |
-//! | C9 | shutdown answers everyone at once and finishes | one `CancellationToken` raced by every wait; tasks tracked |
+//! | C9 | shutdown answers everyone at once and finishes | one `CancellationToken` raced by every wait and checked before the cache; every [`Deadline`]'s stop signal is its child; tasks tracked |
 //! | C10 | cache never serves above a truncation | [`cache`]: purge + generation before the writer answers |
 //! | C11 | read-your-writes; durable tip as a watch | the writer updates the watch before it answers |
-//! | C12 | a panic is that caller's error | backend work runs in its own task; `JoinError` becomes `Panicked` |
+//! | C12 | a panic is that caller's error | backend work runs in its own task; `JoinError` becomes `Panicked`; a stream producer's panic is caught and sent as the stream's one error |
+//! | C13 | a queued write is applied or its failure reported | `writer`: never dropped for waiting in the queue; a failure nobody awaited is recorded ([`ColdStorage::last_unobserved_write_failure`], metric) and refuses the next write once |
+//! | C14 | the tip never moves backwards except by a truncation | `Inner::publish_tip` is the one publisher: the writer, and the follower of [`crate::ColdRead::tip_updates`] only with a backend read that no publish overtook |
 //!
 //! Cancellation: every async method is cancel-safe for the caller. Dropping a
 //! read's future does not return its permit early: the permit belongs to the
@@ -54,8 +56,8 @@ use tokio::{
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
-pub use writer::PendingWrite;
-use writer::{WriteOp, WriteRequest};
+use writer::{Failures, WriteOp, WriteRequest};
+pub use writer::{PendingWrite, WriteFailure, WriteTarget};
 
 /// Limits and deadlines of a [`ColdStorage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +158,8 @@ impl<B: ColdBackend> ColdStorageBuilder<B> {
         let (tip_tx, _) = watch::channel(tip);
         let (queue_tx, queue_rx) = mpsc::channel(config.write_queue);
         let inner = Arc::new(Inner {
+            tip_seq: parking_lot::Mutex::new(0),
+            failures: parking_lot::Mutex::new(Failures::default()),
             read_permits: Arc::new(Semaphore::new(config.read_permits)),
             stream_permits: Arc::new(Semaphore::new(config.stream_permits)),
             cache: BlockCache::new(config.cache),
@@ -167,9 +171,7 @@ impl<B: ColdBackend> ColdStorageBuilder<B> {
             backend,
             config,
         });
-        if let Some(tip) = tip {
-            ::metrics::gauge!(metrics::DURABLE_TIP).set(tip.number as f64);
-        }
+        ::metrics::gauge!(metrics::DURABLE_TIP).set(tip.map_or(0.0, |t| t.number as f64));
         inner.tracker.spawn(writer::run(inner.clone(), queue_rx));
         if let Some(updates) = inner.backend.tip_updates() {
             inner.tracker.spawn(follow_tip_updates(inner.clone(), updates));
@@ -179,11 +181,16 @@ impl<B: ColdBackend> ColdStorageBuilder<B> {
     }
 }
 
-/// Forwards a backend's tip updates (writes by other servers, see
-/// [`crate::ColdRead::tip_updates`]) into this handle's tip watch until
-/// shutdown. A new tip that does not extend the old one (the block at the
-/// old tip's height is gone or was replaced) means another writer truncated:
-/// the cache is purged first (C10).
+/// Follows a backend's tip updates (writes by other servers, see
+/// [`crate::ColdRead::tip_updates`]) until shutdown (C14). An update is only
+/// a hint: it may be stale (a notification of this server's own earlier
+/// write, arriving after the writer published a newer tip). So the follower
+/// reads the backend's tip under a read permit (C1) and publishes it through
+/// [`Inner::publish_tip`] only if the writer published nothing since the
+/// read began; otherwise it reads again. A tip that does not extend the
+/// published one (lower, or the block at the old tip's height is gone or was
+/// replaced) is a real truncation by another writer: the cache is purged
+/// first (C10), and only then.
 async fn follow_tip_updates<B: ColdBackend>(
     inner: Arc<Inner<B>>,
     mut updates: watch::Receiver<Option<BlockNumHash>>,
@@ -194,40 +201,74 @@ async fn follow_tip_updates<B: ColdBackend>(
             _ = inner.shutdown.cancelled() => return,
             r = updates.changed() => if r.is_err() { return },
         }
-        let new = *updates.borrow_and_update();
-        let old = *inner.tip.borrow();
-        if new == old {
-            continue;
+        let hint = *updates.borrow_and_update();
+        if hint == *inner.tip.borrow() {
+            continue; // already published (usually this server's own write)
         }
-        let extends = match (old, new) {
-            (None, _) => true,
-            (Some(o), Some(n)) if n.number > o.number => {
-                // A backend read like any other: it takes a read permit (C1).
-                let d = Deadline::after("tip", inner.config.read_timeout);
-                let header = tokio::select! {
-                    biased;
-                    _ = inner.shutdown.cancelled() => return,
-                    h = d.run(async {
-                        let _permit = inner.read_permits.acquire().await
-                            .map_err(|_| ColdError::TaskTerminated)?;
-                        inner.backend.header(HeaderSpec::Number(o.number), d.clone()).await
-                    }) => h,
-                };
-                matches!(header, Ok(Some(h)) if h.hash() == o.hash)
+        loop {
+            let (seen, old) = {
+                let seq = inner.tip_seq.lock();
+                (*seq, *inner.tip.borrow())
+            };
+            let observed = tokio::select! {
+                biased;
+                _ = inner.shutdown.cancelled() => return,
+                r = observe_tip(&inner, old) => r,
+            };
+            match observed {
+                Ok((tip, _)) if tip == old => break,
+                Ok((tip, truncated)) => {
+                    if inner.publish_tip(tip, TipSource::Observed { seen, truncated }) {
+                        break;
+                    }
+                    // The writer published meanwhile: the read may be stale.
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "coldchain: reading the tip after an update failed; retrying");
+                    tokio::select! {
+                        biased;
+                        _ = inner.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
             }
-            _ => false,
-        };
-        if !extends {
-            // The fork point is unknown: forget every cached block (block 0
-            // can never be removed, so it cannot be stale).
-            inner.cache.truncate_above(0);
         }
-        inner.tip.send_if_modified(|tip| {
-            let changed = *tip != new;
-            *tip = new;
-            changed
-        });
     }
+}
+
+/// Reads the backend's tip under a read permit, and whether it fails to
+/// extend `old` (a truncation by another writer).
+async fn observe_tip<B: ColdBackend>(
+    inner: &Inner<B>,
+    old: Option<BlockNumHash>,
+) -> ColdResult<(Option<BlockNumHash>, bool)> {
+    let d = inner.deadline("tip", Instant::now() + inner.config.read_timeout);
+    d.run(async {
+        let _permit = inner.read_permits.acquire().await.map_err(|_| ColdError::TaskTerminated)?;
+        let tip = inner.backend.tip(d.clone()).await?;
+        let truncated = match (old, tip) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(o), Some(n)) if n.number <= o.number => n != o,
+            (Some(o), Some(_)) => {
+                let header = inner.backend.header(HeaderSpec::Number(o.number), d.clone()).await?;
+                !matches!(header, Some(h) if h.hash() == o.hash)
+            }
+        };
+        Ok((tip, truncated))
+    })
+    .await
+}
+
+/// Who publishes a tip through [`Inner::publish_tip`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TipSource {
+    /// The writer, after a write: always current.
+    Writer,
+    /// The follower, from a backend read that began when the publish
+    /// sequence was `seen`; `truncated` when it does not extend the tip
+    /// published then.
+    Observed { seen: u64, truncated: bool },
 }
 
 pub(crate) struct Inner<B> {
@@ -240,7 +281,43 @@ pub(crate) struct Inner<B> {
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) tip: watch::Sender<Option<BlockNumHash>>,
+    /// Bumped by every publish of the tip (C14); guards publishing.
+    pub(crate) tip_seq: parking_lot::Mutex<u64>,
+    pub(crate) failures: parking_lot::Mutex<Failures>,
     pub(crate) queue: mpsc::Sender<WriteRequest>,
+}
+
+impl<B> Inner<B> {
+    /// A deadline at `at` whose stop signal is also set on shutdown.
+    pub(crate) fn deadline(&self, op: &'static str, at: Instant) -> Deadline {
+        Deadline::at_or_stopped_by(op, at, &self.shutdown)
+    }
+
+    /// The one place that publishes the durable tip (C11, C14). The writer's
+    /// tip is always published. An observed tip is published only if
+    /// nothing was published since its read began (else it may be stale:
+    /// returns `false`); if it is a truncation, the cache is purged first.
+    pub(crate) fn publish_tip(&self, tip: Option<BlockNumHash>, source: TipSource) -> bool {
+        let mut seq = self.tip_seq.lock();
+        if let TipSource::Observed { seen, truncated } = source {
+            if *seq != seen {
+                return false;
+            }
+            if truncated {
+                // The fork point is unknown: forget every cached block
+                // (block 0 can never be removed, so it cannot be stale).
+                self.cache.truncate_above(0);
+            }
+        }
+        *seq += 1;
+        self.tip.send_if_modified(|t| {
+            let changed = *t != tip;
+            *t = tip;
+            changed
+        });
+        ::metrics::gauge!(metrics::DURABLE_TIP).set(tip.map_or(0.0, |t| t.number as f64));
+        true
+    }
 }
 
 /// The async handle over a backend. Cheap to clone; all clones share one
@@ -389,7 +466,7 @@ impl<B: ColdBackend> ColdStorage<B> {
         if inner.shutdown.is_cancelled() {
             return Err(ColdError::TaskTerminated);
         }
-        let deadline = Deadline::at(op, started + inner.config.read_timeout);
+        let deadline = inner.deadline(op, started + inner.config.read_timeout);
         let permit = tokio::select! {
             biased;
             _ = inner.shutdown.cancelled() => return Err(ColdError::TaskTerminated),
@@ -429,6 +506,9 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// A header by number or hash (cached).
     pub async fn header(&self, spec: impl Into<HeaderSpec>) -> ColdResult<Option<SealedHeader>> {
         let spec = spec.into();
+        if self.inner.shutdown.is_cancelled() {
+            return Err(ColdError::TaskTerminated);
+        }
         let cache = &self.inner.cache;
         let hit = match spec {
             HeaderSpec::Number(n) => cache.header_by_number(n),
@@ -476,6 +556,9 @@ impl<B: ColdBackend> ColdStorage<B> {
         block: impl Into<HeaderSpec>,
     ) -> ColdResult<Option<Arc<Vec<StoredReceipt>>>> {
         let block = block.into();
+        if self.inner.shutdown.is_cancelled() {
+            return Err(ColdError::TaskTerminated);
+        }
         let cache = &self.inner.cache;
         let number = match block {
             HeaderSpec::Number(n) => Some(n),

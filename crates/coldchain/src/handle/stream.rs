@@ -21,6 +21,7 @@ use alloy::{eips::BlockNumHash, primitives::BlockNumber};
 use futures::{FutureExt, Stream};
 use std::{
     ops::RangeInclusive,
+    panic::AssertUnwindSafe,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -123,8 +124,8 @@ pub(super) async fn open<B: ColdBackend>(
     }
     filter.validate()?;
     let started = Instant::now();
-    let setup = Deadline::at("stream_logs", started + inner.config.read_timeout);
-    let life = Deadline::at("stream_logs", started + inner.config.stream_timeout);
+    let setup = inner.deadline("stream_logs", started + inner.config.read_timeout);
+    let life = inner.deadline("stream_logs", started + inner.config.stream_timeout);
     let result = async {
         let permit = tokio::select! {
             biased;
@@ -145,18 +146,33 @@ pub(super) async fn open<B: ColdBackend>(
             let backend = inner.backend.clone();
             let shutdown = inner.shutdown.clone();
             let producer_deadline = life.clone();
+            // Kept to report a panic: the producer's own sender is gone then.
+            let panic_tx = tx.clone();
             inner.tracker.spawn(
                 async move {
                     let _permit = permit;
                     ::metrics::gauge!(metrics::STREAMS_OPEN).increment(1.0);
                     let produce =
                         backend.produce_logs(filter, range, anchor, params, tx, producer_deadline.clone());
-                    tokio::select! {
+                    let panicked = tokio::select! {
                         biased;
-                        _ = shutdown.cancelled() => {}
-                        _ = producer_deadline.expired() => {}
-                        _ = produce.fuse() => {}
+                        _ = shutdown.cancelled() => None,
+                        _ = producer_deadline.expired() => None,
+                        r = AssertUnwindSafe(produce).catch_unwind() => r.err(),
+                    };
+                    if let Some(payload) = panicked {
+                        // C7, C12: the stream ends with this one error, not
+                        // with a silent end. Bounded: the consumer may be slow.
+                        let err = ColdError::from_panic("stream_logs", payload);
+                        tracing::error!(error = %err, "log stream producer panicked");
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.cancelled() => {}
+                            _ = producer_deadline.expired() => {}
+                            _ = panic_tx.send(Err(err)) => {}
+                        }
                     }
+                    drop(panic_tx);
                     ::metrics::gauge!(metrics::STREAMS_OPEN).decrement(1.0);
                     ::metrics::histogram!(metrics::STREAM_LIFETIME).record(started.elapsed().as_secs_f64());
                 }

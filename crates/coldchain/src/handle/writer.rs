@@ -1,23 +1,32 @@
-//! The write queue and the single writer task (C3, C4, C5, C8).
+//! The write queue and the single writer task (C3, C4, C5, C8, C13).
 //!
 //! Writes go into one bounded FIFO queue and are applied by one task, in
 //! order, one at a time. For a backend without snapshot reads the writer
 //! first takes all R read permits (the drain); the semaphore is fair, so reads
-//! that arrive while the writer waits queue behind it (C5). The drain is
-//! bounded by the write deadline: a read stuck in the backend delays the write
-//! at most until its deadline, then the writer gives the permits back to the
-//! queue and answers `Timeout`.
+//! that arrive while the writer waits queue behind it (C5).
 //!
-//! A write whose backend call outlives its deadline is answered with
-//! `Timeout` on time; the writer still waits for that call to end before the
-//! next write (writes never overlap), and later callers are answered by their
-//! own deadlines meanwhile. A `Timeout` on a write means it may or may not
-//! have been applied: read the tip.
+//! Two deadlines (C6, C13). The *caller's* deadline (the write deadline,
+//! counted from the call) bounds how long a caller waits: for room in the
+//! queue, then for the result; at it the caller gets `Timeout`, which means
+//! the write may or may not be applied (read the tip). The *backend's*
+//! deadline (also the write deadline, counted from when the writer takes the
+//! write from the queue) bounds the drain and the backend call, so a write
+//! that waited in the queue still gets its full write time and is applied,
+//! never dropped because its caller stopped waiting. At the backend deadline
+//! the writer tells the backend to stop and waits for the call to end before
+//! the next write (writes never overlap).
+//!
+//! A queued write is applied or its failure is reported (C13): to its waiter
+//! if one awaits the [`PendingWrite`]; otherwise through the handle: the
+//! failure is kept for [`ColdStorage::last_unobserved_write_failure`], counted
+//! by the `coldchain_unobserved_write_failures_total` metric, and the next
+//! write is refused with [`ColdError::EarlierWriteFailed`] naming it (once;
+//! then writes are applied again).
 
-use super::{ColdStorage, Inner, join_result, metrics};
+use super::{ColdStorage, Inner, TipSource, join_result, metrics};
 use crate::{ColdBackend, ColdError, ColdResult, Deadline, DrainedBlock, model::BlockData};
 use alloy::{eips::BlockNumHash, primitives::BlockNumber};
-use std::{future::IntoFuture, pin::Pin, sync::Arc};
+use std::{future::IntoFuture, pin::Pin, sync::Arc, time::SystemTime};
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -40,18 +49,85 @@ impl WriteOp {
             Self::Drain(_) => "drain_above",
         }
     }
+
+    fn target(&self) -> WriteTarget {
+        match self {
+            Self::Append(blocks) => match (blocks.first(), blocks.last()) {
+                (Some(first), Some(last)) => {
+                    WriteTarget::Blocks { first: first.number(), last: last.number() }
+                }
+                _ => WriteTarget::Nothing,
+            },
+            Self::Truncate(n) | Self::Drain(n) => WriteTarget::Above(*n),
+        }
+    }
+}
+
+/// The blocks a write concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteTarget {
+    /// An append of blocks `first..=last`.
+    Blocks {
+        /// The first appended block.
+        first: BlockNumber,
+        /// The last appended block.
+        last: BlockNumber,
+    },
+    /// A truncate or drain of the blocks above this one.
+    Above(BlockNumber),
+    /// An empty append.
+    Nothing,
+}
+
+impl std::fmt::Display for WriteTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Blocks { first, last } => write!(f, "blocks {first}..={last}"),
+            Self::Above(n) => write!(f, "the blocks above {n}"),
+            Self::Nothing => f.write_str("no blocks"),
+        }
+    }
+}
+
+/// A queued write that failed while nobody awaited its result (C13); see
+/// [`ColdStorage::last_unobserved_write_failure`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// The operation (`append_blocks`, `truncate_above`, `drain_above`).
+    pub op: &'static str,
+    /// The blocks it concerned.
+    pub target: WriteTarget,
+    /// The error's text.
+    pub error: String,
+    /// When it failed (wall clock).
+    pub at: SystemTime,
+}
+
+/// Unobserved write failures: the last one, and whether the next write must
+/// still be refused to report it.
+#[derive(Debug, Default)]
+pub(crate) struct Failures {
+    last: Option<WriteFailure>,
+    unreported: bool,
 }
 
 type WriteResult = ColdResult<Vec<DrainedBlock>>;
 
 pub(crate) struct WriteRequest {
     op: WriteOp,
-    deadline: Deadline,
     reply: oneshot::Sender<WriteResult>,
 }
 
-/// A queued write. Await it for the result (bounded by the write deadline),
-/// or drop it: the write still happens.
+/// A queued write. It is applied whether or not anyone awaits it: the writer
+/// takes writes from the queue in order and gives each the full write
+/// deadline from that moment. Await it for the result: `Timeout` at the write
+/// deadline counted from the call means the write may or may not be applied
+/// (read the tip). Or drop it: the write still happens, and if it fails, the
+/// failure is reported through the handle instead (the next write is refused
+/// with [`ColdError::EarlierWriteFailed`] naming it, the
+/// `coldchain_unobserved_write_failures_total` metric counts it, and
+/// [`ColdStorage::last_unobserved_write_failure`] shows it). A write whose
+/// caller awaited it and got `Timeout` counts as unobserved if it then fails.
 #[derive(Debug)]
 pub struct PendingWrite {
     started: Instant,
@@ -61,7 +137,14 @@ pub struct PendingWrite {
 }
 
 impl PendingWrite {
-    /// Waits for the write's result.
+    /// Waits for the write's result, at most until the write deadline
+    /// counted from the call (`Timeout`), or shutdown (`TaskTerminated`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping this future (or the `PendingWrite`) does not
+    /// cancel the write; its failure, if any, is then reported through the
+    /// handle as if nobody had awaited it.
     pub async fn wait(self) -> ColdResult<Vec<DrainedBlock>> {
         let Self { started, deadline, reply, shutdown } = self;
         let result = tokio::select! {
@@ -91,15 +174,11 @@ impl<B: ColdBackend> ColdStorage<B> {
             return Err(ColdError::TaskTerminated);
         }
         let started = Instant::now();
-        let deadline = Deadline::at(op.name(), started + inner.config.write_timeout);
+        let deadline = inner.deadline(op.name(), started + inner.config.write_timeout);
         let (tx, rx) = oneshot::channel();
-        let pending = PendingWrite {
-            started,
-            deadline: deadline.clone(),
-            reply: rx,
-            shutdown: inner.shutdown.clone(),
-        };
-        Ok((WriteRequest { op, deadline, reply: tx }, pending))
+        let pending =
+            PendingWrite { started, deadline, reply: rx, shutdown: inner.shutdown.clone() };
+        Ok((WriteRequest { op, reply: tx }, pending))
     }
 
     /// Queues a write, waiting for room within the write deadline.
@@ -127,6 +206,13 @@ impl<B: ColdBackend> ColdStorage<B> {
             Err(mpsc::error::TrySendError::Closed(_)) => Err(ColdError::TaskTerminated),
         }
     }
+
+    /// The last queued write that failed while nobody awaited its result
+    /// (C13), for health checks; `None` if none has. It stays until another
+    /// such failure replaces it (compare its `at`).
+    pub fn last_unobserved_write_failure(&self) -> Option<WriteFailure> {
+        self.inner.failures.lock().last.clone()
+    }
 }
 
 /// What a finished write changed.
@@ -140,6 +226,7 @@ async fn apply<B: ColdBackend>(
     op: WriteOp,
     deadline: Deadline,
     tip_timeout: std::time::Duration,
+    shutdown: CancellationToken,
 ) -> ColdResult<Applied> {
     let drained = match op {
         WriteOp::Append(blocks) => {
@@ -160,7 +247,7 @@ async fn apply<B: ColdBackend>(
     // A truncate or drain committed (or an empty append): read the new tip
     // with a deadline of its own, so a write that finished just in time is
     // not reported as failed.
-    let tip_deadline = Deadline::after("tip", tip_timeout);
+    let tip_deadline = Deadline::at_or_stopped_by("tip", Instant::now() + tip_timeout, &shutdown);
     let tip = tip_deadline.run(backend.tip(tip_deadline.clone())).await?;
     Ok(Applied { drained, tip })
 }
@@ -187,18 +274,27 @@ pub(crate) async fn run<B: ColdBackend>(
 
 /// Applies one write. Returns `false` on shutdown.
 async fn write_one<B: ColdBackend>(inner: &Arc<Inner<B>>, request: WriteRequest) -> bool {
-    let WriteRequest { op, deadline, reply } = request;
+    let WriteRequest { op, reply } = request;
     let name = op.name();
+    let target = op.target();
     let cut = match op {
         WriteOp::Truncate(n) | WriteOp::Drain(n) => Some(n),
         WriteOp::Append(_) => None,
     };
     let shutdown = &inner.shutdown;
-    if deadline.is_expired() {
-        // Its caller has been answered with Timeout: do not apply it late.
-        let _ = reply.send(Err(ColdError::Timeout { op: name }));
+    // C13: an earlier write failed and nobody saw it: refuse this one with
+    // an error naming it, once (reporting it must not wedge later writes).
+    if let Some(failed) = inner.take_unreported_failure() {
+        let _ = reply.send(Err(ColdError::EarlierWriteFailed {
+            op: failed.op,
+            target: failed.target.to_string(),
+            error: failed.error,
+        }));
         return true;
     }
+    // C13: the backend gets the full write deadline from now, however long
+    // the write waited in the queue.
+    let deadline = inner.deadline(name, Instant::now() + inner.config.write_timeout);
     // C4: without snapshots, drain every read before writing.
     let drain = if inner.snapshot_reads {
         None
@@ -212,8 +308,8 @@ async fn write_one<B: ColdBackend>(inner: &Arc<Inner<B>>, request: WriteRequest)
                 Err(_) => return false,
             },
             _ = deadline.expired() => {
-                deadline.stop();
-                let _ = reply.send(Err(ColdError::Timeout { op: name }));
+                let err = super::timed_out(&deadline);
+                inner.deliver(name, target, reply, Err(err));
                 return true;
             }
         }
@@ -226,24 +322,22 @@ async fn write_one<B: ColdBackend>(inner: &Arc<Inner<B>>, request: WriteRequest)
         async move {
             // The drained permits return when the backend write really ends.
             let _drain = drain;
+            let apply = apply(backend, op, task_deadline, tip_timeout, task_shutdown.clone());
             tokio::select! {
                 biased;
                 _ = task_shutdown.cancelled() => Err(ColdError::TaskTerminated),
-                r = apply(backend, op, task_deadline, tip_timeout) => r,
+                r = apply => r,
             }
         }
         .in_current_span(),
     );
-    let mut reply = Some(reply);
     let joined = tokio::select! {
         biased;
         r = &mut task => r,
         _ = deadline.expired() => {
-            deadline.stop();
-            if let Some(reply) = reply.take() {
-                let _ = reply.send(Err(ColdError::Timeout { op: name }));
-            }
-            // Writes never overlap: wait for this one to end before the next.
+            // Tell the backend to stop; writes never overlap, so wait for
+            // this one to end before the next, and answer what it returns.
+            let _ = super::timed_out(&deadline);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return false,
@@ -257,20 +351,45 @@ async fn write_one<B: ColdBackend>(inner: &Arc<Inner<B>>, request: WriteRequest)
         inner.cache.truncate_above(cut);
     }
     let result = join_result(name, joined).map(|applied| {
-        // C11: publish the tip before anyone is answered.
-        inner.tip.send_if_modified(|tip| {
-            let changed = *tip != applied.tip;
-            *tip = applied.tip;
-            changed
-        });
-        ::metrics::gauge!(metrics::DURABLE_TIP).set(applied.tip.map_or(0.0, |t| t.number as f64));
+        // C11, C14: publish the tip before anyone is answered.
+        inner.publish_tip(applied.tip, TipSource::Writer);
         applied.drained
     });
     if let Err(e) = &result {
         tracing::debug!(op = name, error = %e, "write failed");
     }
-    if let Some(reply) = reply {
-        let _ = reply.send(result);
-    }
+    inner.deliver(name, target, reply, result);
     true
+}
+
+impl<B> Inner<B> {
+    /// Answers a write's waiter; with nobody waiting, a failure is recorded
+    /// and reported through the handle (C13).
+    fn deliver(
+        &self,
+        op: &'static str,
+        target: WriteTarget,
+        reply: oneshot::Sender<WriteResult>,
+        result: WriteResult,
+    ) {
+        let Err(Err(err)) = reply.send(result) else { return };
+        if matches!(err, ColdError::TaskTerminated) {
+            return;
+        }
+        tracing::error!(op, %target, error = %err, "a write that nobody awaited failed");
+        ::metrics::counter!(metrics::UNOBSERVED_WRITE_FAILURES).increment(1);
+        let failure = WriteFailure { op, target, error: err.to_string(), at: SystemTime::now() };
+        let mut failures = self.failures.lock();
+        failures.last = Some(failure);
+        failures.unreported = true;
+    }
+
+    /// The failure the next write must report, once.
+    fn take_unreported_failure(&self) -> Option<WriteFailure> {
+        let mut failures = self.failures.lock();
+        if !std::mem::take(&mut failures.unreported) {
+            return None;
+        }
+        failures.last.clone()
+    }
 }

@@ -4,8 +4,12 @@
 //! waits while its operation is *held* by the test; the test releases it, can
 //! make an operation panic, can make held calls ignore or honour their
 //! deadline, and can wait until N calls of an operation are inside the
-//! backend. Combined with tokio's paused clock (`start_paused = true`) this
-//! drives every interleaving on purpose: no sleeps, no luck.
+//! backend. It keeps the last [`Deadline`] each operation received (to check
+//! the stop signal), can pause an append after it committed but before the
+//! call returns (`append_blocks_committed`), and can serve a controllable
+//! [`ColdRead::tip_updates`] watch. Combined with tokio's paused clock
+//! (`start_paused = true`) this drives every interleaving on purpose: no
+//! sleeps, no luck.
 
 use crate::{
     BlockData, ColdResult, Deadline, HeaderSpec, LogFilter, MemBackend, ReceiptSpec, RpcLog,
@@ -18,7 +22,7 @@ use parking_lot::Mutex;
 use std::{
     collections::{HashMap, HashSet},
     ops::RangeInclusive,
-    sync::Arc,
+    sync::{Arc, OnceLock},
 };
 use tokio::sync::watch;
 
@@ -30,6 +34,7 @@ struct GateState {
     entered: HashMap<&'static str, usize>,
     active: HashMap<&'static str, usize>,
     log: Vec<&'static str>,
+    deadlines: HashMap<&'static str, Deadline>,
 }
 
 #[derive(Debug)]
@@ -37,6 +42,7 @@ struct Control {
     state: Mutex<GateState>,
     changed: watch::Sender<u64>,
     snapshot_reads: bool,
+    tip_updates: OnceLock<watch::Sender<Option<BlockNumHash>>>,
 }
 
 impl Control {
@@ -88,6 +94,7 @@ impl GatedBackend {
             state: Mutex::new(GateState::default()),
             changed: watch::channel(0).0,
             snapshot_reads,
+            tip_updates: OnceLock::new(),
         };
         Self { inner, control: Arc::new(control) }
     }
@@ -100,7 +107,10 @@ impl GatedBackend {
     /// Makes calls of `op` wait until [`Self::release`]. Ops are the trait
     /// method names: `tip`, `header`, `transaction`, `block_transactions`,
     /// `receipt`, `block_receipts`, `get_logs`, `produce_logs`,
-    /// `append_blocks`, `truncate_above`, `drain_above`.
+    /// `append_blocks`, `truncate_above`, `drain_above`; and
+    /// `append_blocks_committed`, a point inside `append_blocks` after the
+    /// blocks were stored but before the call returns (counted by
+    /// [`Self::entered`], not logged).
     pub fn hold(&self, op: &'static str) {
         self.control.update(|s| s.held.insert(op));
     }
@@ -136,6 +146,26 @@ impl GatedBackend {
         self.control.state.lock().active.get(op).copied().unwrap_or(0)
     }
 
+    /// The deadline the last call of `op` received.
+    pub fn last_deadline(&self, op: &'static str) -> Option<Deadline> {
+        self.control.state.lock().deadlines.get(op).cloned()
+    }
+
+    /// Makes [`ColdRead::tip_updates`] return a watch that the test feeds
+    /// with [`Self::notify_tip`] (like another server's writes, or this
+    /// server's own, arriving late). Call before building a handle.
+    pub fn enable_tip_updates(&self) {
+        self.control.tip_updates.get_or_init(|| watch::channel(None).0);
+    }
+
+    /// Publishes `tip` on the tip-updates watch (see
+    /// [`Self::enable_tip_updates`]).
+    pub fn notify_tip(&self, tip: Option<BlockNumHash>) {
+        if let Some(tx) = self.control.tip_updates.get() {
+            tx.send_replace(tip);
+        }
+    }
+
     /// Every call in the order it entered.
     pub fn log(&self) -> Vec<&'static str> {
         self.control.state.lock().log.clone()
@@ -158,6 +188,7 @@ impl GatedBackend {
             *s.entered.entry(op).or_default() += 1;
             *s.active.entry(op).or_default() += 1;
             s.log.push(op);
+            s.deadlines.insert(op, deadline.clone());
             s.panics.contains(op)
         });
         let guard = Active(self.control.clone(), op);
@@ -176,11 +207,22 @@ impl GatedBackend {
         }
         Ok(guard)
     }
+
+    /// A pause point inside a call: counted as entered, not logged; waits
+    /// while `point` is held.
+    async fn pause(&self, point: &'static str) {
+        self.control.update(|s| *s.entered.entry(point).or_default() += 1);
+        self.control.wait_until(|s| !s.held.contains(point)).await;
+    }
 }
 
 impl ColdRead for GatedBackend {
     fn snapshot_reads(&self) -> bool {
         self.control.snapshot_reads
+    }
+
+    fn tip_updates(&self) -> Option<watch::Receiver<Option<BlockNumHash>>> {
+        self.control.tip_updates.get().map(watch::Sender::subscribe)
     }
 
     async fn tip(&self, d: Deadline) -> ColdResult<Option<BlockNumHash>> {
@@ -266,7 +308,9 @@ impl ColdRead for GatedBackend {
 impl ColdWrite for GatedBackend {
     async fn append_blocks(&mut self, blocks: Vec<BlockData>, d: Deadline) -> ColdResult<()> {
         let _g = self.gate("append_blocks", &d).await?;
-        self.inner.append_blocks(blocks, d).await
+        self.inner.append_blocks(blocks, d).await?;
+        self.pause("append_blocks_committed").await;
+        Ok(())
     }
 
     async fn truncate_above(&mut self, n: BlockNumber, d: Deadline) -> ColdResult<()> {
