@@ -22,8 +22,9 @@
 //! - the tip watch never moves backwards except through a truncation or
 //!   drain, and agrees with the store once quiescent (C14);
 //! - a queued write is applied or reported (C13): a write whose caller got
-//!   `Ok` reached the backend, and a dispatched write whose `PendingWrite`
-//!   was dropped reaches the backend (unless the handle was shut down);
+//!   `Ok` was committed, and a dispatched write whose `PendingWrite` was
+//!   dropped is committed or reported by the handle as a failed write that
+//!   nobody awaited (its ERROR event; unless the handle was shut down);
 //! - after `cancel()` every new call answers `TaskTerminated` (C9);
 //! - a stream that ends without an error yielded every log of its range, and
 //!   an error is its last item (C7, C12).
@@ -38,16 +39,24 @@
 //!   [`REPLAYS`] times (tokio seeds its `select!` randomly, so a schedule
 //!   may take a few runs to recur).
 //!
-//! `interleavings_keep_every_property` is ignored until the fixes of issue
-//! #18 item 1 are merged. On the code before them, over 300 seeds, it
-//! caught: `WriteAppliedOrReported` (hole 3: a queued write dropped when its
+//! `interleavings_keep_every_property` is ignored until every hole it finds
+//! is closed. On the code before the fixes of issue #18 item 1, over 1,000
+//! seeds, it caught: `WriteAppliedOrReported` (hole 3: a queued write dropped when its
 //! deadline passed in the queue or during the drain; seeds 0, 6, 27),
 //! `TipMonotonic` (hole 2: the tip-update follower publishing an older tip;
 //! seeds 9, 11, 12), `TerminatedAfterCancel` (hole 4: cached header and
 //! block receipts after `cancel()`; seeds 163, 164, 245), `StreamComplete`
 //! (hole 1: a panicking producer ends the stream cleanly; seed 61) and
 //! `CallerNeverPanics` (a panic in a stream's setup reads, which run in the
-//! caller's task, reaches the caller; seeds 98, 148, 165).
+//! caller's task, reaches the caller; seeds 98, 148, 165). With those fixes
+//! (branch h1, merged here) three remain: `CallerNeverPanics` (the stream
+//! setup, as above), `WriteAppliedOrReported` (seeds 48, 55, 84: the write
+//! refused with `EarlierWriteFailed` is answered with `reply.send`, so when
+//! nobody awaits it, it vanishes unreported; delivering the refusal like any
+//! other result made the property hold on all 1,000 seeds) and `TipAgrees`
+//! (seeds 377, 735: once quiescent the tip watch stays above the store's
+//! tip, as after a truncate that committed but whose tip read then failed,
+//! so the writer published nothing).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use alloy::{
@@ -74,9 +83,10 @@ use tokio::{
     task::JoinHandle,
     time::Instant,
 };
+use tracing_subscriber::layer::SubscriberExt;
 
 /// Seeds run by `cargo test` (kept under ~30 s in debug on a loaded machine).
-const DEFAULT_SEEDS: u64 = 1_000;
+const DEFAULT_SEEDS: u64 = 600;
 
 const READ: Duration = Duration::from_secs(5);
 const WRITE: Duration = Duration::from_secs(10);
@@ -147,7 +157,7 @@ fn interleavings_keep_permits_progress_and_shutdown() {
 }
 
 #[test]
-#[ignore = "needs the C9/C12/C13/C14 fixes of branch h1 (issue #18 item 1) and a C12 fix of stream setup"]
+#[ignore = "fails until the holes of its module docs are closed (C12 stream setup, C13 refusals, C14 after a failed tip read)"]
 fn interleavings_keep_every_property() {
     explore(ALL);
 }
@@ -233,13 +243,48 @@ fn run_seed(seed: u64, base: &[BlockData]) -> Vec<(Prop, String)> {
         .build()
         .expect("runtime");
     let base = base.to_vec();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(drive(seed, base))))
-    {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(Reports(reports.clone()));
+    let run = || {
+        tracing::subscriber::with_default(subscriber, || rt.block_on(drive(seed, base, reports)))
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(v) => v,
         Err(p) => vec![(
             Prop::CallerNeverPanics,
             format!("the driver panicked: {}", coldchain::error::panic_message(&*p)),
         )],
+    }
+}
+
+/// Collects the writes the handle reports as failed with nobody awaiting
+/// them (its ERROR event "a write that nobody awaited failed", field
+/// `target`), the report C13 asks for when no waiter is left.
+struct Reports(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Reports {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        #[derive(Default)]
+        struct Fields {
+            target: Option<String>,
+            unobserved: bool,
+        }
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                match f.name() {
+                    "target" => self.target = Some(format!("{v:?}")),
+                    "message" => self.unobserved = format!("{v:?}").contains("nobody awaited"),
+                    _ => {}
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if fields.unobserved
+            && let Some(target) = fields.target
+        {
+            self.0.lock().push(target);
+        }
     }
 }
 
@@ -264,9 +309,27 @@ type Shared = Arc<Mutex<Record>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum WriteDesc {
-    Append { first: BlockNumber, last: B256 },
+    Append { first: BlockNumber, last_number: BlockNumber, last: B256 },
     Truncate(BlockNumber),
     Drain(BlockNumber),
+}
+
+fn append_desc(blocks: &[BlockData]) -> WriteDesc {
+    WriteDesc::Append {
+        first: blocks.first().map_or(0, BlockData::number),
+        last_number: blocks.last().map_or(0, BlockData::number),
+        last: blocks.last().map_or(B256::ZERO, BlockData::hash),
+    }
+}
+
+impl WriteDesc {
+    /// How the handle names the write's blocks in its reports.
+    fn target(&self) -> String {
+        match self {
+            Self::Append { first, last_number, .. } => format!("blocks {first}..={last_number}"),
+            Self::Truncate(n) | Self::Drain(n) => format!("the blocks above {n}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +351,8 @@ struct WriteRec {
 #[derive(Debug, Default)]
 struct Journal {
     attempts: HashMap<WriteDesc, usize>,
+    /// Writes the backend committed.
+    applied: HashMap<WriteDesc, usize>,
     /// Every commit in order: the store's tip after it, and whether it was
     /// a truncate or drain. The first entry is the preloaded store.
     commits: Vec<(Option<BlockNumHash>, bool)>,
@@ -329,9 +394,12 @@ impl Watched {
         *self.journal.lock().attempts.entry(desc).or_default() += 1;
     }
 
-    async fn committed(&self, truncation: bool) {
+    async fn committed(&self, desc: WriteDesc, truncation: bool) {
         let tip = self.gated.store().tip(Deadline::none("journal")).await.unwrap_or_default();
-        self.journal.lock().commits.push((tip, truncation));
+        let mut journal = self.journal.lock();
+        journal.commits.push((tip, truncation));
+        *journal.applied.entry(desc).or_default() += 1;
+        drop(journal);
         if let Some((tx, _)) = &self.notify {
             let _ = tx.send(tip);
         }
@@ -403,18 +471,17 @@ impl ColdRead for Watched {
 
 impl ColdWrite for Watched {
     async fn append_blocks(&mut self, blocks: Vec<BlockData>, d: Deadline) -> ColdResult<()> {
-        if let (Some(first), Some(last)) = (blocks.first(), blocks.last()) {
-            self.attempt(WriteDesc::Append { first: first.number(), last: last.hash() });
-        }
+        let desc = append_desc(&blocks);
+        self.attempt(desc);
         self.gated.append_blocks(blocks, d).await?;
-        self.committed(false).await;
+        self.committed(desc, false).await;
         Ok(())
     }
 
     async fn truncate_above(&mut self, n: BlockNumber, d: Deadline) -> ColdResult<()> {
         self.attempt(WriteDesc::Truncate(n));
         self.gated.truncate_above(n, d).await?;
-        self.committed(true).await;
+        self.committed(WriteDesc::Truncate(n), true).await;
         Ok(())
     }
 }
@@ -423,7 +490,7 @@ impl ColdBackend for Watched {
     async fn drain_above(&mut self, n: BlockNumber, d: Deadline) -> ColdResult<Vec<DrainedBlock>> {
         self.attempt(WriteDesc::Drain(n));
         let drained = self.gated.drain_above(n, d).await?;
-        self.committed(true).await;
+        self.committed(WriteDesc::Drain(n), true).await;
         Ok(drained)
     }
 }
@@ -570,7 +637,11 @@ fn after_cancel<T>(record: &Shared, was_cancelled: bool, what: &str, r: &ColdRes
 type Handle = ColdStorage<Watched>;
 
 /// One seed: draw the configuration, run random steps, then check.
-async fn drive(seed: u64, base: Vec<BlockData>) -> Vec<(Prop, String)> {
+async fn drive(
+    seed: u64,
+    base: Vec<BlockData>,
+    reports: Arc<Mutex<Vec<String>>>,
+) -> Vec<(Prop, String)> {
     let mut rng = TestRng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xC01D);
     let snapshot = rng.below(2) == 0;
     let notify = rng.below(2) == 0;
@@ -786,7 +857,7 @@ async fn drive(seed: u64, base: Vec<BlockData>) -> Vec<(Prop, String)> {
             );
             r.violate(Prop::TipAgrees, msg);
         }
-        check_writes(&mut r, &journal.lock());
+        check_writes(&mut r, &journal.lock(), &reports.lock());
     }
     let cancelled = record.lock().cancelled;
     spawn_shutdown(&h, &record).await.unwrap();
@@ -804,30 +875,45 @@ async fn drive(seed: u64, base: Vec<BlockData>) -> Vec<(Prop, String)> {
     std::mem::take(&mut r.violations)
 }
 
-/// C13: every write whose caller got `Ok` reached the backend, and every
-/// dispatched write whose `PendingWrite` was dropped reached it too (unless
-/// the handle was shut down, which answers nobody).
-fn check_writes(r: &mut Record, journal: &Journal) {
-    let mut required: HashMap<WriteDesc, usize> = HashMap::new();
+/// C13: every write whose caller got `Ok` was committed, and every
+/// dispatched write whose `PendingWrite` was dropped was committed or
+/// reported as failed through the handle (unless the handle was shut down,
+/// which answers nobody).
+fn check_writes(r: &mut Record, journal: &Journal, reports: &[String]) {
+    let mut required: HashMap<WriteDesc, (usize, bool)> = HashMap::new();
     for w in &r.writes {
-        let needed = match (w.mode, w.outcome) {
-            (_, Some(Ok(()))) => true,
-            (Mode::DispatchedDropped, _) => !r.cancelled,
-            _ => false,
+        let (needed, may_be_reported) = match (w.mode, w.outcome) {
+            (_, Some(Ok(()))) => (true, false),
+            (Mode::DispatchedDropped, _) => (!r.cancelled, true),
+            _ => (false, false),
         };
         if needed {
-            *required.entry(w.desc).or_default() += 1;
+            let e = required.entry(w.desc).or_default();
+            e.0 += 1;
+            e.1 |= may_be_reported;
         }
     }
+    let mut reports: Vec<&String> = reports.iter().collect();
     let mut missing = Vec::new();
-    for (desc, n) in required {
-        let seen = journal.attempts.get(&desc).copied().unwrap_or(0);
-        if seen < n {
-            missing.push(format!("{desc:?} (queued {n}, reached the backend {seen})"));
+    let mut required: Vec<_> = required.into_iter().collect();
+    required.sort_by_key(|(d, _)| format!("{d:?}"));
+    for (desc, (n, may_be_reported)) in required {
+        let applied = journal.applied.get(&desc).copied().unwrap_or(0);
+        let mut accounted = applied;
+        while accounted < n && may_be_reported {
+            let target = desc.target();
+            let Some(i) = reports.iter().position(|t| **t == target) else { break };
+            reports.swap_remove(i);
+            accounted += 1;
+        }
+        if accounted < n {
+            let attempts = journal.attempts.get(&desc).copied().unwrap_or(0);
+            missing.push(format!(
+                "{desc:?} (queued {n}, reached the backend {attempts}, committed {applied})"
+            ));
         }
     }
     if !missing.is_empty() {
-        missing.sort();
         let msg = format!("writes neither applied nor reported: {}", missing.join(", "));
         r.violate(Prop::WriteAppliedOrReported, msg);
     }
@@ -888,10 +974,7 @@ fn spawn_write(
     rng: &mut TestRng,
 ) -> Option<JoinHandle<()>> {
     let desc = match &write {
-        Write::Append(b) => WriteDesc::Append {
-            first: b.first().map_or(0, BlockData::number),
-            last: b.last().map_or(B256::ZERO, BlockData::hash),
-        },
+        Write::Append(b) => append_desc(b),
         Write::Truncate(n) => WriteDesc::Truncate(*n),
         Write::Drain(n) => WriteDesc::Drain(*n),
     };
