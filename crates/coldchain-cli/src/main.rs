@@ -3,6 +3,7 @@
 mod bench;
 mod import;
 mod serve;
+mod soak;
 mod store;
 mod synth;
 mod verify;
@@ -43,6 +44,8 @@ enum Command {
     Export(import::export::ExportArgs),
     /// Check that every index entry of an embedded store agrees with the data.
     Verify(verify::VerifyArgs),
+    /// Run the production pattern (fire-and-forget appends, saturating readers, streams, reorgs, faults) and report.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,6 +79,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Import(args) => import::run(args).await,
             Command::Export(args) => import::export::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Soak(args) => soak::run(args).await.map(drop),
         }
     })
 }
