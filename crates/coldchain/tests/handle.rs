@@ -733,31 +733,52 @@ async fn c11_read_your_writes_and_a_tip_watch_without_polling() {
     assert_eq!(watch.borrow_and_update().unwrap().number, 6);
 }
 
-/// C11 at the moment the reply arrives: the test thread busy-polls each write
-/// while the writer runs on a worker thread, and checks the tip the instant
-/// the result is ready. A writer that answered before publishing the tip
-/// would be caught in the gap between the two.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// C11 at the moment the reply is sent: the write's future is polled with a
+/// waker that reads the tip watch when it is woken, which the writer does
+/// synchronously as it sends the result. A writer that answered before it
+/// published the tip is caught in between, on any runtime.
+#[tokio::test(start_paused = true)]
 async fn c11_the_tip_is_published_before_the_write_is_answered() {
-    use std::task::{Context, Poll, Waker};
-    let backend = GatedBackend::new(true);
-    let blocks = chain(400);
-    let h = ColdStorage::builder(backend).build().await.unwrap();
-    let mut cx = Context::from_waker(Waker::noop());
-    for b in &blocks {
-        let pending = h.dispatch_append_blocks(vec![b.clone()]).unwrap();
-        // Unconstrained: tokio's task budget would otherwise make the
-        // busy-polled reply look pending forever.
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Observer {
+        tip: tokio::sync::watch::Receiver<Option<alloy::eips::BlockNumHash>>,
+        seen: parking_lot::Mutex<Vec<Option<u64>>>,
+    }
+    impl Wake for Observer {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.seen.lock().push(self.tip.borrow().map(|t| t.number));
+        }
+    }
+    let (_, h, blocks) = setup(true, 5, 2).await;
+    type Dispatch<'a> = Box<dyn Fn(&ColdStorage<GatedBackend>) -> coldchain::PendingWrite + 'a>;
+    let writes: [(Dispatch<'_>, u64); 4] = [
+        (Box::new(|h| h.dispatch_append_blocks(vec![blocks[5].clone()]).unwrap()), 6),
+        (Box::new(|h| h.dispatch_append_blocks(blocks[6..8].to_vec()).unwrap()), 8),
+        (Box::new(|h| h.dispatch_truncate_above(6).unwrap()), 6),
+        (Box::new(|h| h.dispatch_drain_above(4).unwrap()), 4),
+    ];
+    for (dispatch, want) in writes {
+        // Dispatched now: the writer has not run yet when it is first polled.
+        let pending = dispatch(&h);
+        let observer = Arc::new(Observer { tip: h.tip_watch(), seen: Default::default() });
+        let waker = Waker::from(observer.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Unconstrained: a spent task budget would wake the waker early.
         let mut fut = std::pin::pin!(tokio::task::unconstrained(pending.wait()));
-        loop {
-            if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
-                let tip = h.durable_tip();
-                r.unwrap();
-                assert_eq!(tip, Some(b.num_hash()), "answered before the tip was published");
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        for _ in 0..1000 {
+            if !observer.seen.lock().is_empty() {
                 break;
             }
-            std::hint::spin_loop();
+            tokio::task::yield_now().await;
         }
+        let seen = observer.seen.lock().clone();
+        assert_eq!(seen.first(), Some(&Some(want)), "answered before the tip was published");
+        let Poll::Ready(r) = fut.as_mut().poll(&mut cx) else { panic!("woken but not ready") };
+        r.unwrap();
     }
 }
 
