@@ -1,5 +1,11 @@
 //! Pooled connections with deadline-bound checkout and a rollback guard.
 //!
+//! Two pools: reads (and streams, upkeep, admin calls) share the read pool
+//! of [`PgOptions::max_connections`](crate::PgOptions::max_connections);
+//! writes take the one connection of the write pool, so a write never waits
+//! behind reads for a connection (C5 on this snapshot backend: a write is
+//! not delayed by the reads that arrived before or after it).
+//!
 //! A [`Conn`] is taken from the pool within the call's deadline. It is
 //! *dirty* from checkout until the call marks it [`Conn::clean`] after its
 //! transaction ended (COMMIT or ROLLBACK answered). A dirty connection that

@@ -63,6 +63,10 @@
 //! - **Two writers** on one database cannot interleave: every write first
 //!   locks the single `coldchain.meta` row (`SELECT ... FOR UPDATE`) and
 //!   checks contiguity against the tip it read under that lock.
+//! - **Writes have a connection of their own** (a pool of one, apart from
+//!   the read pool), so a write never queues behind reads for a
+//!   connection: with 64 read permits over 16 pooled connections, a write
+//!   would otherwise wait behind up to 48 reads (C5).
 //! - **Deadlines** bound pool checkout and every statement: each
 //!   transaction starts with `SET LOCAL statement_timeout` set to
 //!   [`Deadline::remaining`], and every await is wrapped in
@@ -162,9 +166,12 @@ use tokio_util::sync::CancellationToken;
 /// Options of [`PostgresBackend::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgOptions {
-    /// Connections in the pool (default 16). Reads wait for a connection
-    /// within their deadline; each read holds one for one round trip, so a
-    /// few per core of the server are enough.
+    /// Connections in the read pool (default 16). Reads wait for a
+    /// connection within their deadline; each read holds one for one round
+    /// trip, so a few per core of the server are enough. Writes do not use
+    /// this pool: they have one connection of their own, so a write never
+    /// waits behind reads for a connection (C5); the backend opens at most
+    /// `max_connections + 2` sessions (with the `LISTEN` one).
     pub max_connections: usize,
     /// Bound on connecting and migrating in [`PostgresBackend::open`], and
     /// on each new connection (default 10 s).
@@ -194,7 +201,10 @@ impl Default for PgOptions {
 }
 
 struct Inner {
+    /// Reads, streams, upkeep and admin calls.
     pool: Pool,
+    /// Writes only: one connection (writes are serialized anyway).
+    write_pool: Pool,
     config: tokio_postgres::Config,
     options: PgOptions,
     tip_watch: OnceLock<watch::Receiver<Option<BlockNumHash>>>,
@@ -211,7 +221,7 @@ impl Drop for Inner {
     }
 }
 
-/// The PostgreSQL backend. Cheap to clone; clones share one pool.
+/// The PostgreSQL backend. Cheap to clone; clones share its pools.
 #[derive(Clone)]
 pub struct PostgresBackend {
     inner: Arc<Inner>,
@@ -260,9 +270,19 @@ impl PostgresBackend {
             .max_size(options.max_connections.max(1))
             .build()
             .map_err(|e| PgError::Pool(e.to_string()))?;
+        let write_manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let write_pool = Pool::builder(write_manager)
+            .max_size(1)
+            .build()
+            .map_err(|e| PgError::Pool(e.to_string()))?;
         let backend = Self {
             inner: Arc::new(Inner {
                 pool,
+                write_pool,
                 config,
                 options,
                 tip_watch: OnceLock::new(),

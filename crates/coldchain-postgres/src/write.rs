@@ -123,7 +123,7 @@ impl PostgresBackend {
         );
         deadline
             .run(async {
-                let mut conn = Conn::get(&self.inner.pool, deadline).await?;
+                let mut conn = Conn::get(&self.inner.write_pool, deadline).await?;
                 let result = append_locked(conn.client(), &blocks, encoded, deadline).await;
                 match result {
                     Ok(()) => conn.clean(),
@@ -190,7 +190,7 @@ impl PostgresBackend {
         let Some(cut) = num(number) else { return Ok(Vec::new()) };
         deadline
             .run(async {
-                let mut conn = Conn::get(&self.inner.pool, deadline).await?;
+                let mut conn = Conn::get(&self.inner.write_pool, deadline).await?;
                 let drained = {
                     let client = conn.client();
                     let lock =

@@ -138,3 +138,51 @@ async fn expired_deadline_is_timeout_before_any_work() {
     assert!(matches!(store.tip(stopped).await, Err(ColdError::Timeout { op: "tip" })));
     assert_eq!(store.tip(dl()).await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c5_a_write_does_not_wait_for_a_connection_behind_reads() {
+    if !server_available("c5_a_write_does_not_wait_for_a_connection_behind_reads").await {
+        return;
+    }
+    let db = TestDb::create().await;
+    let options = coldchain_postgres::PgOptions {
+        max_connections: 2,
+        stream_batch: 1,
+        ..coldchain_postgres::PgOptions::default()
+    };
+    let mut store = db.open_with(options).await;
+    let chain = test_chain(0, 12, B256::ZERO, 13);
+    store.append_blocks(chain[..10].to_vec(), dl()).await.unwrap();
+    let logs = store.get_logs(&LogFilter::range(0, 9), usize::MAX, dl()).await.unwrap().len();
+    assert!(logs >= 3, "the streams need logs to stall on: {logs}");
+    store.settle().await;
+
+    // Every pooled read connection is held by a stream whose consumer stalls.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let reader = store.clone();
+        let anchor = chain[9].num_hash();
+        let producer = tokio::spawn(async move {
+            let d = Deadline::after("stream_logs", Duration::from_secs(20));
+            reader
+                .produce_logs(LogFilter::default(), 0..=9, anchor, StreamParams::default(), tx, d)
+                .await;
+        });
+        assert!(rx.recv().await.unwrap().is_ok(), "the stream started");
+        stalled.push((producer, rx));
+    }
+
+    // A write still gets a connection at once.
+    let started = Instant::now();
+    let d = Deadline::after("append_blocks", Duration::from_secs(5));
+    store.append_blocks(chain[10..].to_vec(), d).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    let d = Deadline::after("truncate_above", Duration::from_secs(5));
+    store.truncate_above(10, d).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    for (producer, rx) in stalled {
+        drop(rx);
+        producer.abort();
+    }
+}

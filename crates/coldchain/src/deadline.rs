@@ -65,6 +65,12 @@ impl Deadline {
         self.stop.cancel();
     }
 
+    /// Whether the stop signal is set ([`Self::stop`], or the handle's
+    /// shutdown), whatever the time.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
     /// Whether the backend was told to stop or the deadline has passed.
     pub fn is_expired(&self) -> bool {
         self.stop.is_cancelled() || Instant::now() >= self.at

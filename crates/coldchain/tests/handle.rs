@@ -119,42 +119,57 @@ async fn c1_permit_returns_when_work_ends_not_when_caller_gives_up() {
 #[tokio::test(start_paused = true)]
 async fn c2_mix_of_readers_writers_and_streams_all_complete() {
     for snapshot in [true, false] {
-        let (backend, h, blocks) = setup(snapshot, 10, 2).await;
-        backend.hold("block_transactions");
-        let mut reads = Vec::new();
-        for i in 0..16 {
-            reads.push(spawn_read(&h, 1 + i % 10));
-        }
-        let mut streams = Vec::new();
+        let backend = GatedBackend::new(snapshot);
+        let blocks = chain(30);
+        let mut store = backend.store().clone();
+        store.append_blocks(blocks[..10].to_vec(), Deadline::none("setup")).await.unwrap();
+        let h = ColdStorage::builder(backend.clone())
+            .read_permits(2)
+            .stream_capacity(1)
+            .read_timeout(READ)
+            .write_timeout(WRITE)
+            .stream_timeout(STREAM)
+            .build()
+            .await
+            .unwrap();
+        // Streams whose consumers stall: their producers wait on a full
+        // channel for the whole test.
+        let mut stalled = Vec::new();
         for _ in 0..4 {
-            let h = h.clone();
-            streams.push(tokio::spawn(async move {
-                let mut s = h.stream_logs(LogFilter::range(1, 10), StreamParams::default()).await?;
-                let mut n = 0usize;
-                while let Some(item) = s.next().await {
-                    item?;
-                    n += 1;
-                }
-                Ok::<_, ColdError>(n)
-            }));
+            let mut s =
+                h.stream_logs(LogFilter::range(1, 10), StreamParams::default()).await.unwrap();
+            assert!(s.next().await.unwrap().is_ok());
+            stalled.push(s);
         }
+        settle().await;
+        // Readers above the cap, a draining write, readers behind the drain.
+        backend.hold("block_transactions");
+        let mut reads: Vec<_> = (0..6).map(|i| spawn_read(&h, 1 + i % 10)).collect();
+        backend.wait_entered("block_transactions", 2).await;
         let mut writes = Vec::new();
         for b in &blocks[10..15] {
             writes.push(h.dispatch_append_blocks(vec![b.clone()]).unwrap());
         }
         settle().await;
+        reads.extend((0..6).map(|i| spawn_read(&h, 1 + i % 10)));
+        settle().await;
         backend.release("block_transactions");
+        let start = Instant::now();
         for r in reads {
             r.await.unwrap().unwrap();
         }
         for w in writes {
             w.await.unwrap();
         }
-        let expected = h.get_logs(LogFilter::range(1, 10), usize::MAX).await.unwrap().len();
-        for s in streams {
-            assert_eq!(s.await.unwrap().unwrap(), expected);
-        }
+        assert!(start.elapsed() < READ, "snapshot={snapshot}: stalled streams delayed the rest");
         assert_eq!(h.durable_tip().unwrap().number, 15, "snapshot={snapshot}");
+        // The stalled consumers resume and their streams complete.
+        let expected = h.get_logs(LogFilter::range(1, 10), usize::MAX).await.unwrap().len();
+        for s in stalled {
+            let rest: Vec<_> = s.collect().await;
+            assert!(rest.iter().all(|r| r.is_ok()), "snapshot={snapshot}: {rest:?}");
+            assert_eq!(1 + rest.len(), expected, "snapshot={snapshot}");
+        }
         h.shutdown().await;
     }
 }
@@ -229,15 +244,19 @@ async fn c4_with_snapshots_reads_run_during_a_write_and_never_see_half() {
     for r in reads {
         r.await.unwrap().unwrap();
     }
-    // A write in progress does not stop reads, and they see all of it or none.
-    backend.hold("append_blocks");
+    // In the middle of a write (the backend stored the blocks, the call has
+    // not returned), reads run and see all of it or none of it.
+    backend.hold("append_blocks_committed");
     let pending = h.dispatch_append_blocks(blocks[12..15].to_vec()).unwrap();
-    backend.wait_entered("append_blocks", 2).await;
+    backend.wait_entered("append_blocks_committed", 2).await; // the first append passed it too
+    let mut seen = Vec::new();
     for n in 13..=15 {
-        assert!(h.header(n).await.unwrap().is_none(), "no part of the write is visible yet");
+        seen.push(h.block_transactions(n).await.unwrap().is_some());
     }
-    assert_eq!(h.tip().await.unwrap().unwrap().number, 12);
-    backend.release("append_blocks");
+    assert!(seen.iter().all(|s| *s == seen[0]), "a read saw half a write: {seen:?}");
+    let tip = h.tip().await.unwrap().unwrap().number;
+    assert_eq!(tip, if seen[0] { 15 } else { 12 }, "the tip agrees with the blocks: {seen:?}");
+    backend.release("append_blocks_committed");
     pending.await.unwrap();
     for n in 13..=15 {
         assert!(h.header(n).await.unwrap().is_some());
@@ -319,11 +338,14 @@ async fn c6_read_timeout_names_the_op_warns_and_keeps_the_permit_until_work_ends
 #[tokio::test(start_paused = true)]
 async fn c6_the_backend_is_told_to_stop_at_the_deadline() {
     let (backend, h, _) = setup(true, 5, 1).await;
-    backend.honour_deadlines(true);
-    backend.hold("transaction");
+    backend.hold("transaction"); // ignores its deadline
     let r = h.transaction(TxSpec::BlockNumberIndex(1, 0)).await;
     assert!(matches!(r, Err(ColdError::Timeout { op: "transaction" })));
-    // The backend saw the stop signal and returned without being released.
+    // Not just late: the stop signal itself is set, for a backend whose
+    // clock disagrees or that only listens to the signal.
+    let d = backend.last_deadline("transaction").unwrap();
+    assert!(d.is_stopped(), "the backend was not told to stop");
+    backend.release("transaction");
     backend.wait_active("transaction", 0).await;
     settle().await;
     assert_eq!(h.available_read_permits(), 1);
@@ -333,13 +355,26 @@ async fn c6_the_backend_is_told_to_stop_at_the_deadline() {
 async fn c6_the_permit_wait_counts_inside_the_read_deadline() {
     let (backend, h, _) = setup(true, 5, 1).await;
     backend.hold("block_transactions");
-    let _stuck = spawn_read(&h, 1);
+    let stuck = spawn_read(&h, 1);
     backend.wait_entered("block_transactions", 1).await;
-    tokio::time::advance(Duration::from_secs(2)).await;
-    let start = Instant::now();
-    let r = h.header(3).await; // never gets the permit
-    assert!(matches!(r, Err(ColdError::Timeout { op: "header" })));
-    assert_eq!(start.elapsed(), READ);
+    backend.hold("header"); // the late read will hang in the backend too
+    let hh = h.clone();
+    let called = Instant::now();
+    let late = tokio::spawn(async move {
+        let r = hh.header(3).await;
+        (r, called.elapsed())
+    });
+    settle().await;
+    // The permit frees after 3 s; the backend then hangs.
+    tokio::time::advance(Duration::from_secs(3)).await;
+    backend.release("block_transactions");
+    stuck.await.unwrap().unwrap();
+    backend.wait_entered("header", 1).await;
+    let d = backend.last_deadline("header").unwrap();
+    assert_eq!(d.instant(), called + READ, "the backend's deadline counts from the call");
+    let (r, elapsed) = late.await.unwrap();
+    assert!(matches!(r, Err(ColdError::Timeout { op: "header" })), "{r:?}");
+    assert_eq!(elapsed, READ, "one deadline from the call, the permit wait inside it");
 }
 
 #[tokio::test(start_paused = true)]
@@ -559,22 +594,44 @@ async fn c9_cancel_during_a_write_drain_answers_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn c9_shutdown_finishes_with_open_streams_and_a_backend_call_hung_forever() {
-    let (backend, h, _) = setup(true, 20, 2).await;
+    let backend = GatedBackend::new(true);
+    backend.store().clone().append_blocks(chain(20), Deadline::none("setup")).await.unwrap();
+    let h = ColdStorage::builder(backend.clone())
+        .read_permits(2)
+        .stream_capacity(1)
+        .read_timeout(READ)
+        .write_timeout(WRITE)
+        .stream_timeout(STREAM)
+        .build()
+        .await
+        .unwrap();
+    // Streams whose consumers stall: each producer waits on a full channel.
     let mut streams = Vec::new();
     for _ in 0..3 {
-        streams
-            .push(h.stream_logs(LogFilter::range(1, 20), StreamParams::default()).await.unwrap());
+        let mut s = h.stream_logs(LogFilter::range(1, 20), StreamParams::default()).await.unwrap();
+        assert!(s.next().await.unwrap().is_ok());
+        streams.push(s);
     }
-    backend.hold("block_receipts"); // never released: hangs forever
+    // A read and a write hung forever in the backend (they ignore deadlines).
+    backend.hold("block_receipts");
+    backend.hold("append_blocks");
     let hung = {
         let h = h.clone();
         tokio::spawn(async move { h.block_receipts(3).await })
     };
+    let write = h.dispatch_append_blocks(chain(21)[20..].to_vec()).unwrap();
     backend.wait_entered("block_receipts", 1).await;
+    backend.wait_entered("append_blocks", 1).await;
+    settle().await;
+    assert_eq!(h.available_stream_permits(), 5, "three producers are still running");
     let start = Instant::now();
     h.shutdown().await;
-    assert!(start.elapsed() <= READ.max(WRITE));
+    // Everything stopped at once: no deadline had to pass.
+    assert!(start.elapsed() < Duration::from_secs(1), "shutdown took {:?}", start.elapsed());
     assert!(is_terminated(&hung.await.unwrap()));
+    assert!(is_terminated(&write.await));
+    assert_eq!(backend.active("block_receipts"), 0);
+    assert_eq!(backend.active("append_blocks"), 0);
     for mut s in streams {
         assert!(matches!(s.next().await, Some(Err(ColdError::TaskTerminated))));
         assert!(s.next().await.is_none());
@@ -603,6 +660,34 @@ async fn c10_the_cache_never_serves_blocks_above_a_truncation() {
     h.append_blocks(fork.clone()).await.unwrap();
     for b in &fork {
         assert_eq!(h.header(b.number()).await.unwrap().unwrap().hash(), b.hash());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn c10_a_read_that_raced_a_truncation_does_not_fill_the_cache() {
+    for by_number in [true, false] {
+        let (backend, h, blocks) = setup(true, 20, 4).await;
+        // A header read and a receipts read fetch block 15, then stall before
+        // they return...
+        backend.hold("header_done");
+        backend.hold("block_receipts_done");
+        let spec: HeaderSpec =
+            if by_number { 15u64.into() } else { HeaderSpec::Hash(blocks[14].hash()) };
+        let (hh, hr) = (h.clone(), h.clone());
+        let header = tokio::spawn(async move { hh.header(spec).await });
+        let receipts = tokio::spawn(async move { hr.block_receipts(15u64).await });
+        backend.wait_entered("header_done", 1).await;
+        backend.wait_entered("block_receipts_done", 1).await;
+        // ...while a truncation removes it and returns.
+        h.truncate_above(12).await.unwrap();
+        backend.release("header_done");
+        backend.release("block_receipts_done");
+        // They may answer what they read before the truncation...
+        assert!(header.await.unwrap().unwrap().is_some());
+        assert!(receipts.await.unwrap().unwrap().is_some());
+        // ...but must not put it in the cache.
+        assert!(h.header(spec).await.unwrap().is_none(), "by_number={by_number}: stale header");
+        assert!(h.block_receipts(15u64).await.unwrap().is_none(), "stale receipts");
     }
 }
 
@@ -646,6 +731,55 @@ async fn c11_read_your_writes_and_a_tip_watch_without_polling() {
     assert_eq!(waiter.await.unwrap().unwrap().number, 8);
     h.truncate_above(6).await.unwrap();
     assert_eq!(watch.borrow_and_update().unwrap().number, 6);
+}
+
+/// C11 at the moment the reply is sent: the write's future is polled with a
+/// waker that reads the tip watch when it is woken, which the writer does
+/// synchronously as it sends the result. A writer that answered before it
+/// published the tip is caught in between, on any runtime.
+#[tokio::test(start_paused = true)]
+async fn c11_the_tip_is_published_before_the_write_is_answered() {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Observer {
+        tip: tokio::sync::watch::Receiver<Option<alloy::eips::BlockNumHash>>,
+        seen: parking_lot::Mutex<Vec<Option<u64>>>,
+    }
+    impl Wake for Observer {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.seen.lock().push(self.tip.borrow().map(|t| t.number));
+        }
+    }
+    let (_, h, blocks) = setup(true, 5, 2).await;
+    type Dispatch<'a> = Box<dyn Fn(&ColdStorage<GatedBackend>) -> coldchain::PendingWrite + 'a>;
+    let writes: [(Dispatch<'_>, u64); 4] = [
+        (Box::new(|h| h.dispatch_append_blocks(vec![blocks[5].clone()]).unwrap()), 6),
+        (Box::new(|h| h.dispatch_append_blocks(blocks[6..8].to_vec()).unwrap()), 8),
+        (Box::new(|h| h.dispatch_truncate_above(6).unwrap()), 6),
+        (Box::new(|h| h.dispatch_drain_above(4).unwrap()), 4),
+    ];
+    for (dispatch, want) in writes {
+        // Dispatched now: the writer has not run yet when it is first polled.
+        let pending = dispatch(&h);
+        let observer = Arc::new(Observer { tip: h.tip_watch(), seen: Default::default() });
+        let waker = Waker::from(observer.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Unconstrained: a spent task budget would wake the waker early.
+        let mut fut = std::pin::pin!(tokio::task::unconstrained(pending.wait()));
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        for _ in 0..1000 {
+            if !observer.seen.lock().is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let seen = observer.seen.lock().clone();
+        assert_eq!(seen.first(), Some(&Some(want)), "answered before the tip was published");
+        let Poll::Ready(r) = fut.as_mut().poll(&mut cx) else { panic!("woken but not ready") };
+        r.unwrap();
+    }
 }
 
 // ---------------------------------------------------------------- C12

@@ -32,10 +32,12 @@
 //! | C13 | a queued write is applied or its failure reported | `writer`: never dropped for waiting in the queue; a failure nobody awaited is recorded ([`ColdStorage::last_unobserved_write_failure`], metric) and refuses the next write once |
 //! | C14 | the tip never moves backwards except by a truncation | `Inner::publish_tip` is the one publisher: the writer, and the follower of [`crate::ColdRead::tip_updates`] only with a backend read that no publish overtook |
 //!
-//! Cancellation: every async method is cancel-safe for the caller. Dropping a
-//! read's future does not return its permit early: the permit belongs to the
-//! backend work and returns when that work ends. Dropping a write's future
-//! does not cancel the write once it is queued.
+//! Cancellation: each public async method documents its cancel safety. In
+//! short, dropping a read's future does not return its permit early: the
+//! permit belongs to the backend work and returns when that work ends.
+//! Dropping a write's future does not cancel the write once it is queued
+//! (so a dropped `drain_above` loses its drained blocks); a failure nobody
+//! awaited is reported through the handle (C13).
 
 pub mod cache;
 pub mod metrics;
@@ -151,6 +153,11 @@ impl<B: ColdBackend> ColdStorageBuilder<B> {
 
     /// Reads the backend's tip (bounded by the read deadline) and starts the
     /// writer task. Needs a tokio runtime.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the handle's tasks start only after the tip was read, so
+    /// dropping the future before it completes leaves nothing running.
     pub async fn build(self) -> ColdResult<ColdStorage<B>> {
         let Self { backend, config } = self;
         let deadline = Deadline::after("tip", config.read_timeout);
@@ -362,6 +369,10 @@ impl<B: ColdBackend> ColdStorage<B> {
     }
 
     /// A handle with default limits.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`ColdStorageBuilder::build`].
     pub async fn new(backend: B) -> ColdResult<Self> {
         Self::builder(backend).build().await
     }
@@ -393,8 +404,11 @@ impl<B: ColdBackend> ColdStorage<B> {
     }
 
     /// Resolves once block `n` is durable, without polling. Fails with
-    /// `TaskTerminated` on shutdown. Cancel-safe; wrap it in a timeout to
-    /// bound the wait.
+    /// `TaskTerminated` on shutdown. Wrap it in a timeout to bound the wait.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only watches the tip.
     pub async fn wait_for_block(&self, n: BlockNumber) -> ColdResult<BlockNumHash> {
         let mut rx = self.tip_watch();
         tokio::select! {
@@ -422,6 +436,11 @@ impl<B: ColdBackend> ColdStorage<B> {
 
     /// Cancels and waits for the handle's tasks to end. Returns within the
     /// longest deadline even if a backend call hangs forever (C9).
+    ///
+    /// # Cancel safety
+    ///
+    /// The cancel happens at the first poll; dropping the future after that
+    /// only stops the waiting for the tasks to end.
     pub async fn shutdown(&self) {
         self.cancel();
         let c = &self.inner.config;
@@ -498,12 +517,22 @@ impl<B: ColdBackend> ColdStorage<B> {
         }
     }
 
-    /// The highest stored block, from the backend.
+    /// The highest stored block, from the backend.    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future changes nothing. Backend work already
+    /// started runs on to its end or its deadline and keeps its read permit
+    /// until then (C1).
     pub async fn tip(&self) -> ColdResult<Option<BlockNumHash>> {
         self.read("tip", |b, d| async move { b.tip(d).await }).await
     }
 
-    /// A header by number or hash (cached).
+    /// A header by number or hash (cached).    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future changes nothing. Backend work already
+    /// started runs on to its end or its deadline and keeps its read permit
+    /// until then (C1). Nothing is cached for a dropped call.
     pub async fn header(&self, spec: impl Into<HeaderSpec>) -> ColdResult<Option<SealedHeader>> {
         let spec = spec.into();
         if self.inner.shutdown.is_cancelled() {
@@ -527,12 +556,22 @@ impl<B: ColdBackend> ColdStorage<B> {
         Ok(header)
     }
 
-    /// A transaction with its confirmation metadata.
+    /// A transaction with its confirmation metadata.    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future changes nothing. Backend work already
+    /// started runs on to its end or its deadline and keeps its read permit
+    /// until then (C1).
     pub async fn transaction(&self, spec: TxSpec) -> ColdResult<Option<TxWithMeta>> {
         self.read("transaction", move |b, d| async move { b.transaction(spec, d).await }).await
     }
 
-    /// All transactions of a block.
+    /// All transactions of a block.    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future changes nothing. Backend work already
+    /// started runs on to its end or its deadline and keeps its read permit
+    /// until then (C1).
     pub async fn block_transactions(
         &self,
         block: impl Into<HeaderSpec>,
@@ -545,12 +584,22 @@ impl<B: ColdBackend> ColdStorage<B> {
         .await
     }
 
-    /// A receipt with its context.
+    /// A receipt with its context.    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future changes nothing. Backend work already
+    /// started runs on to its end or its deadline and keeps its read permit
+    /// until then (C1).
     pub async fn receipt(&self, spec: ReceiptSpec) -> ColdResult<Option<StoredReceipt>> {
         self.read("receipt", move |b, d| async move { b.receipt(spec, d).await }).await
     }
 
-    /// All receipts of a block (cached by block number).
+    /// All receipts of a block (cached by block number).    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future changes nothing. Backend work already
+    /// started runs on to its end or its deadline and keeps its read permit
+    /// until then (C1). Nothing is cached for a dropped call.
     pub async fn block_receipts(
         &self,
         block: impl Into<HeaderSpec>,
@@ -582,7 +631,12 @@ impl<B: ColdBackend> ColdStorage<B> {
         }))
     }
 
-    /// Logs matching `filter`, at most `max_logs` (else `TooManyLogs`).
+    /// Logs matching `filter`, at most `max_logs` (else `TooManyLogs`).    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future changes nothing. Backend work already
+    /// started runs on to its end or its deadline and keeps its read permit
+    /// until then (C1).
     pub async fn get_logs(&self, filter: LogFilter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
         filter.validate()?;
         self.read("get_logs", move |b, d| async move { b.get_logs(&filter, max_logs, d).await })
@@ -590,24 +644,50 @@ impl<B: ColdBackend> ColdStorage<B> {
     }
 
     /// Appends blocks atomically; waits for room in the queue and for the
-    /// write, within the write deadline. Cancel-safe: once queued, the write
-    /// happens even if this future is dropped.
+    /// write, within the write deadline (counted from the call). `Timeout`
+    /// means the write may or may not be applied: read the tip.    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits for room in the queue: the write is
+    /// not queued and nothing happens. Once queued, the write is applied
+    /// anyway (see [`PendingWrite`]); if it then fails, the failure is
+    /// reported through the handle (C13).
     pub async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
         self.write(WriteOp::Append(blocks)).await.map(drop)
     }
 
-    /// Appends one block; see [`Self::append_blocks`].
+    /// Appends one block; see [`Self::append_blocks`].    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits for room in the queue: the write is
+    /// not queued and nothing happens. Once queued, the write is applied
+    /// anyway (see [`PendingWrite`]); if it then fails, the failure is
+    /// reported through the handle (C13).
     pub async fn append_block(&self, block: BlockData) -> ColdResult<()> {
         self.append_blocks(vec![block]).await
     }
 
     /// Removes every block above `n`. When it returns, no read through this
-    /// handle (cache included) serves a block above `n`.
+    /// handle (cache included) serves a block above `n`.    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits for room in the queue: the write is
+    /// not queued and nothing happens. Once queued, the write is applied
+    /// anyway (see [`PendingWrite`]); if it then fails, the failure is
+    /// reported through the handle (C13).
     pub async fn truncate_above(&self, n: BlockNumber) -> ColdResult<()> {
         self.write(WriteOp::Truncate(n)).await.map(drop)
     }
 
     /// Reads the blocks above `n` with their receipts, then removes them.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe for its result: dropping the future while it waits
+    /// for room in the queue drains nothing, but once queued the drain is
+    /// applied anyway and the drained blocks are lost to the caller. Await
+    /// it to completion, or use [`Self::dispatch_drain_above`] and keep the
+    /// [`PendingWrite`].
     pub async fn drain_above(&self, n: BlockNumber) -> ColdResult<Vec<DrainedBlock>> {
         self.write(WriteOp::Drain(n)).await
     }
@@ -629,6 +709,12 @@ impl<B: ColdBackend> ColdStorage<B> {
     }
 
     /// Opens a log stream over `filter`; see [`stream`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future during setup releases its stream
+    /// permit and starts no producer. Dropping the returned [`LogStream`]
+    /// stops its producer.
     pub async fn stream_logs(
         &self,
         filter: LogFilter,

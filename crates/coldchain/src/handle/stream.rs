@@ -9,8 +9,10 @@
 //!
 //! A [`LogStream`] yields logs in order and then ends, or ends with exactly
 //! one error: `Timeout`, `ReorgDetected`, `TooManyLogs` (after exactly
-//! `max_logs` logs), `TaskTerminated`, or a backend error. Dropping it stops
-//! the producer.
+//! `max_logs` logs), `TaskTerminated`, `Panicked` (the producer panicked:
+//! the handle catches it and sends it as the stream's last item), or a
+//! backend error. Dropping it stops the producer (its deadline's stop signal
+//! is set), as does the handle's shutdown.
 
 use super::{Inner, metrics, timed_out};
 use crate::{
@@ -31,6 +33,12 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Instrument;
 
 /// A stream of logs; see the [module docs](self).
+///
+/// # Cancel safety
+///
+/// `next()` (polling the stream) is cancel-safe: an item is taken from the
+/// channel only when it is returned, so dropping a `next()` future loses
+/// nothing. Dropping the stream itself ends it and stops its producer.
 pub struct LogStream {
     rx: Option<mpsc::Receiver<ColdResult<RpcLog>>>,
     deadline: Pin<Box<tokio::time::Sleep>>,

@@ -6,7 +6,8 @@
 //! deadline, and can wait until N calls of an operation are inside the
 //! backend. It keeps the last [`Deadline`] each operation received (to check
 //! the stop signal), can pause an append after it committed but before the
-//! call returns (`append_blocks_committed`), and can serve a controllable
+//! call returns, or a read after it read (`append_blocks_committed`,
+//! `header_done`, `block_receipts_done`), and can serve a controllable
 //! [`ColdRead::tip_updates`] watch. Combined with tokio's paused clock
 //! (`start_paused = true`) this drives every interleaving on purpose: no
 //! sleeps, no luck.
@@ -108,9 +109,11 @@ impl GatedBackend {
     /// method names: `tip`, `header`, `transaction`, `block_transactions`,
     /// `receipt`, `block_receipts`, `get_logs`, `produce_logs`,
     /// `append_blocks`, `truncate_above`, `drain_above`; and
-    /// `append_blocks_committed`, a point inside `append_blocks` after the
-    /// blocks were stored but before the call returns (counted by
-    /// [`Self::entered`], not logged).
+    /// the pause points `append_blocks_committed` (inside `append_blocks`
+    /// after the blocks were stored, before the call returns),
+    /// `header_done` and `block_receipts_done` (after the read, before the
+    /// call returns); pause points are counted by [`Self::entered`], not
+    /// logged.
     pub fn hold(&self, op: &'static str) {
         self.control.update(|s| s.held.insert(op));
     }
@@ -232,7 +235,9 @@ impl ColdRead for GatedBackend {
 
     async fn header(&self, spec: HeaderSpec, d: Deadline) -> ColdResult<Option<SealedHeader>> {
         let _g = self.gate("header", &d).await?;
-        self.inner.header(spec, d).await
+        let header = self.inner.header(spec, d).await?;
+        self.pause("header_done").await;
+        Ok(header)
     }
 
     async fn transaction(&self, spec: TxSpec, d: Deadline) -> ColdResult<Option<TxWithMeta>> {
@@ -260,7 +265,9 @@ impl ColdRead for GatedBackend {
         d: Deadline,
     ) -> ColdResult<Option<Vec<StoredReceipt>>> {
         let _g = self.gate("block_receipts", &d).await?;
-        self.inner.block_receipts(block, d).await
+        let receipts = self.inner.block_receipts(block, d).await?;
+        self.pause("block_receipts_done").await;
+        Ok(receipts)
     }
 
     async fn get_logs(
