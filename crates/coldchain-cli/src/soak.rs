@@ -15,6 +15,9 @@
 //! - with `--faults hang=P,panic=Q`, every backend call hangs past its
 //!   deadline with probability P or panics with probability Q.
 //!
+//! The handle logs each timeout (WARN) and panic (ERROR); with faults on,
+//! `RUST_LOG=error` or a redirect of stderr keeps the terminal readable.
+//!
 //! Figures (`--json`): `appended` writes dispatched, `acknowledged` of them
 //! committed, `lost_writes` neither committed nor reported as failed (by the
 //! store, by the handle's report of an unobserved failure), `backpressure`,

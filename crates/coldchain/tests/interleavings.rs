@@ -55,8 +55,8 @@
 //! nobody awaits it, it vanishes unreported; delivering the refusal like any
 //! other result made the property hold on all 1,000 seeds) and `TipAgrees`
 //! (seeds 377, 735: once quiescent the tip watch stays above the store's
-//! tip, as after a truncate that committed but whose tip read then failed,
-//! so the writer published nothing).
+//! tip: a truncate committed, its tip read then failed, so the writer
+//! published nothing; seed 377 holds when no hold or panic hits `tip`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use alloy::{
