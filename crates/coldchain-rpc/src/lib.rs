@@ -96,27 +96,32 @@
 
 pub mod client;
 pub mod config;
+mod conn;
 pub mod convert;
 pub mod error;
 mod eth;
+pub mod health;
 pub mod ids;
 mod middleware;
 pub mod params;
 pub mod pubsub;
 
 pub use config::{Limits, RpcConfig};
+pub use health::{ComponentHealth, HealthCheck};
 pub use ids::HexIdProvider;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
 use coldchain::{ColdBackend, ColdStorage};
+use conn::{ConnService, Pools};
 use eth::Api;
 use jsonrpsee::{
     RpcModule,
     server::{
-        BatchRequestConfig, Server, ServerConfig, ServerHandle, middleware::rpc::RpcServiceBuilder,
+        BatchRequestConfig, PingConfig, Server, ServerConfig, ServerHandle,
+        middleware::rpc::RpcServiceBuilder, stop_channel,
     },
 };
-use middleware::{HttpExtrasLayer, RpcMiddleware, RpcMiddlewareConfig};
+use middleware::{HttpExtrasLayer, HttpSettings, RpcMiddleware, RpcMiddlewareConfig};
 use std::{collections::HashSet, net::SocketAddr, sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
@@ -137,17 +142,36 @@ pub enum StartError {
 }
 
 /// A JSON-RPC server over a [`ColdStorage`]; see the [crate docs](crate).
-#[derive(Debug)]
 pub struct RpcServer<B> {
     handle: ColdStorage<B>,
     config: RpcConfig,
     prometheus: Option<PrometheusHandle>,
+    components: Vec<(String, HealthCheck)>,
+}
+
+impl<B: std::fmt::Debug> std::fmt::Debug for RpcServer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.components.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("RpcServer")
+            .field("handle", &self.handle)
+            .field("config", &self.config)
+            .field("components", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<B: ColdBackend> RpcServer<B> {
     /// A server over `handle`.
     pub fn new(handle: ColdStorage<B>, config: RpcConfig) -> Self {
-        Self { handle, config, prometheus: None }
+        Self { handle, config, prometheus: None, components: Vec::new() }
+    }
+
+    /// Adds a component to `/health`: `check` runs on each request (it must
+    /// be cheap and must not block), and a component that is not ok makes
+    /// `/health` answer 503 naming it. See [`health`].
+    pub fn with_health_component(mut self, name: impl Into<String>, check: HealthCheck) -> Self {
+        self.components.push((name.into(), check));
+        self
     }
 
     /// Serves this Prometheus handle's rendering at `/metrics` (without one,
@@ -161,40 +185,69 @@ impl<B: ColdBackend> RpcServer<B> {
     /// WebSocket on it.
     pub async fn start(self, addr: SocketAddr) -> Result<RunningServer, StartError> {
         let limits = self.config.limits;
+        let settings = Arc::new(HttpSettings {
+            vhosts: self.config.http_vhosts.clone(),
+            ws_origins: self.config.ws_origins.clone(),
+            cors_domains: self.config.http_cors_domains.clone(),
+        });
         let api = Arc::new(Api::new(self.handle, self.config));
         let shutdown = api.shutdown.clone();
         let mut module = RpcModule::from_arc(api.clone());
         eth::register(&mut module)?;
         pubsub::register(&mut module)?;
         let methods: HashSet<&'static str> = module.method_names().collect();
+        let pools = Pools::new(limits);
         let rpc_config = RpcMiddlewareConfig {
             timeout: limits.request_timeout,
             max_response_body: limits.max_response_body as usize,
+            max_batch_response: limits.max_batch_response as usize,
             methods: Arc::new(methods),
+            pools: pools.clone(),
         };
         let rpc_middleware = RpcServiceBuilder::new()
             .layer_fn(move |inner| RpcMiddleware { inner, config: rpc_config.clone() });
-        let http_middleware = tower::ServiceBuilder::new()
-            .layer(HttpExtrasLayer { api: api.clone(), prometheus: self.prometheus });
+        let http_middleware = tower::ServiceBuilder::new().layer(HttpExtrasLayer {
+            api: api.clone(),
+            prometheus: self.prometheus,
+            pools: pools.clone(),
+            components: Arc::new(self.components),
+            settings,
+        });
+        let ping = PingConfig::new()
+            .ping_interval(limits.ws_ping_interval)
+            .inactive_limit(limits.ws_idle_timeout);
         let server_config = ServerConfig::builder()
             .max_request_body_size(limits.max_request_body)
             .max_response_body_size(limits.max_response_body)
-            .max_connections(limits.max_connections)
             .max_subscriptions_per_connection(limits.max_subscriptions_per_connection)
             .set_batch_request_config(BatchRequestConfig::Limit(limits.max_batch))
             .set_message_buffer_capacity(limits.ws_buffer)
             .set_id_provider(HexIdProvider::default())
+            .enable_ws_ping(ping)
             .build();
-        let server = Server::builder()
+        // Connections are limited by our own accept loop and slot pools
+        // ([`conn`]), not by jsonrpsee's guard.
+        let service_builder = Server::builder()
             .set_config(server_config)
             .set_rpc_middleware(rpc_middleware)
             .set_http_middleware(http_middleware)
-            .build(addr)
+            .to_service_builder()
+            .max_connections(u32::MAX);
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        let local_addr = server.local_addr().map_err(|source| StartError::Bind { addr, source })?;
-        let server = server.start(module);
-        Ok(RunningServer { local_addr, server, shutdown })
+        let local_addr =
+            listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+        let (stop_handle, server) = stop_channel();
+        let stop = CancellationToken::new();
+        let body_timeout = limits.body_read_timeout;
+        let accept = conn::accept_loop(listener, pools, stop.clone(), move |ctx| ConnService {
+            inner: service_builder.clone().build(module.clone(), stop_handle.clone()),
+            ctx,
+            body_timeout,
+        });
+        let accepting = tokio::spawn(accept);
+        Ok(RunningServer { local_addr, server, shutdown, stop, accepting: Some(accepting) })
     }
 }
 
@@ -204,6 +257,8 @@ pub struct RunningServer {
     local_addr: SocketAddr,
     server: ServerHandle,
     shutdown: CancellationToken,
+    stop: CancellationToken,
+    accepting: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -215,11 +270,20 @@ impl RunningServer {
     /// Stops accepting connections, ends subscriptions, and waits up to
     /// `grace` for calls in flight to be answered. Returns whether every
     /// connection closed in time. Does not shut the store's handle down.
-    pub async fn stop(self, grace: Duration) -> bool {
+    pub async fn stop(mut self, grace: Duration) -> bool {
         self.shutdown.cancel();
+        self.stop.cancel();
         // Already stopped is fine.
         let _ = self.server.stop();
-        tokio::time::timeout(grace, self.server.stopped()).await.is_ok()
+        let accepting = self.accepting.take();
+        tokio::time::timeout(grace, async move {
+            if let Some(task) = accepting {
+                let _ = task.await;
+            }
+            self.server.stopped().await
+        })
+        .await
+        .is_ok()
     }
 
     /// Resolves when the server has stopped.
