@@ -112,7 +112,13 @@ pub(crate) struct ConnCtx {
     ledger: Mutex<Ledger>,
     max_pending: u64,
     kill: CancellationToken,
+    /// Calls of this connection that run at once.
+    pub(crate) calls: Semaphore,
 }
+
+/// Calls of one connection that run at once (a WebSocket client may send
+/// many without waiting); the others wait their turn.
+pub(crate) const CONNECTION_CONCURRENCY: usize = 16;
 
 /// Why an answer could not be charged.
 #[derive(Debug)]
@@ -144,6 +150,11 @@ impl ConnCtx {
             return Err(ChargeError::SlowClient);
         }
         Ok(())
+    }
+
+    /// Whether the connection is being closed for not reading.
+    pub(crate) fn is_killed(&self) -> bool {
+        self.kill.is_cancelled()
     }
 
     fn written(&self, n: usize) {
@@ -301,6 +312,7 @@ pub(crate) async fn accept_loop<S, F>(
             ledger: Mutex::new(Ledger::default()),
             max_pending: pools.limits.max_connection_pending.into(),
             kill: kill.clone(),
+            calls: Semaphore::new(CONNECTION_CONCURRENCY),
         });
         let io =
             ConnIo { inner: socket, ctx: ctx.clone(), killed: Box::pin(kill.cancelled_owned()) };

@@ -4,7 +4,7 @@
 //! for an orchestrator's liveness probe, which restarts a process that
 //! answers nothing. `/health` and `/health/ready` (the same answer) check
 //! what a caller needs and answer 503 with the reasons when any fails:
-//! - the backend: a real read (the tip's header) within
+//! - the backend: a real read (the store's tip) within
 //!   [`HEALTH_READ_TIMEOUT`];
 //! - saturation: a free HTTP slot, a free WebSocket slot, and at least a
 //!   tenth of the memory budget free;
@@ -62,10 +62,13 @@ pub(crate) async fn check<B: ColdBackend>(
         problems.push("shutting down".to_owned());
     }
     let tip = api.handle.durable_tip();
-    // A real read: the tip's header (block 0 of an empty store).
-    let read =
-        tokio::time::timeout(HEALTH_READ_TIMEOUT, api.handle.header(tip.map_or(0, |t| t.number)))
-            .await;
+    // A real read of the backend (the store's tip, never cached), then the
+    // tip's header for its timestamp.
+    let read = tokio::time::timeout(HEALTH_READ_TIMEOUT, async {
+        api.handle.tip().await?;
+        api.handle.header(tip.map_or(0, |t| t.number)).await
+    })
+    .await;
     let (backend_ok, timestamp) = match read {
         Ok(Ok(header)) => (true, header.map(|h| h.timestamp)),
         Ok(Err(e)) => {

@@ -36,6 +36,8 @@ pub(crate) const RESPONSE_TOO_LARGE: i32 = -32003;
 /// EIP-1474's "limit exceeded": the server sheds the call.
 pub(crate) const LIMIT_EXCEEDED: i32 = -32005;
 
+const SLOW_CLIENT: &str = "client does not read its answers";
+
 /// Settings shared by every connection's RPC middleware.
 #[derive(Debug, Clone)]
 pub(crate) struct RpcMiddlewareConfig {
@@ -61,7 +63,7 @@ fn charge(
         Err(why) => {
             let message = match why {
                 ChargeError::Budget => "server is busy: memory budget exhausted, try again later",
-                ChargeError::SlowClient => "client does not read its answers",
+                ChargeError::SlowClient => SLOW_CLIENT,
             };
             MethodResponse::error(id, error(LIMIT_EXCEEDED, message))
         }
@@ -132,9 +134,21 @@ where
 
     fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
         let ctx = req.extensions().get::<Arc<ConnCtx>>().cloned();
-        let id = req.id().into_owned();
-        let config = self.config.clone();
-        self.clone().call_inner(req).map(move |rp| charge(&config, ctx.as_ref(), id, rp))
+        let this = self.clone();
+        async move {
+            let id = req.id().into_owned();
+            // One connection runs a bounded number of calls at once, and
+            // none once it is being closed for not reading.
+            let _turn = match &ctx {
+                Some(ctx) => ctx.calls.acquire().await.ok(),
+                None => None,
+            };
+            if ctx.as_ref().is_some_and(|c| c.is_killed()) {
+                return MethodResponse::error(id, error(LIMIT_EXCEEDED, SLOW_CLIENT));
+            }
+            let rp = this.clone().call_inner(req).await;
+            charge(&this.config, ctx.as_ref(), id, rp)
+        }
     }
 
     /// Answers a batch's calls (16 at a time, in order) until its answers
