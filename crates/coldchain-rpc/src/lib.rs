@@ -69,20 +69,73 @@
 //! See [`Limits`] for every limit and its default, and [`error`] for the
 //! codes. A call that runs past [`Limits::request_timeout`] (or a store read
 //! past its own deadline) is `-32002 "request timed out"`. Oversized bodies
-//! get HTTP 413, too many connections HTTP 429 (WebSocket: refused upgrade),
-//! an oversized batch `-32600`, an answer above the response limit `-32008`;
-//! malformed JSON `-32700` (HTTP 400, as jsonrpsee and reth answer).
+//! get HTTP 413, an oversized batch `-32600`, an answer above the response
+//! limit `-32008`; malformed JSON `-32700` (HTTP 400, as jsonrpsee and reth
+//! answer).
+//!
+//! Memory is bounded while work runs:
+//! - a batch answers its calls 16 at a time, in order, and stops filling
+//!   once its answers pass [`Limits::max_batch_response`] (25 MB): the calls
+//!   not answered get `-32003 "response too large"`, as geth answers; a
+//!   batch as a whole has [`Limits::request_timeout`], past which the calls
+//!   not answered get `-32002`;
+//! - every answer is charged to a server-wide [`Limits::memory_budget`]
+//!   (256 MiB) until its connection's socket has taken its bytes; an answer
+//!   that does not fit is replaced by `-32005 "server is busy: memory budget
+//!   exhausted, try again later"`;
+//! - one connection may leave [`Limits::max_connection_pending`] (16 MiB)
+//!   of answers unread; past it (a client that sends but does not read) the
+//!   connection is closed at the TCP level (a close frame could not reach a
+//!   client that does not read) and its calls still waiting answer `-32005`.
+//!   A connection runs at most 16 calls at once;
+//! - a subscription whose client does not take a notification within
+//!   [`Limits::subscription_send_timeout`] ends with an error notification
+//!   ([`pubsub`]); a connection buffers [`Limits::ws_buffer`] messages.
+//!
+//! Connections are fair:
+//! - at most [`Limits::max_connections`] TCP connections, and
+//!   [`Limits::max_connections_per_ip`] (32) from one address; more are
+//!   closed at once (with HTTP 429 if the socket takes it);
+//! - HTTP requests being read or answered take a slot of
+//!   [`Limits::max_http_requests`] (400); WebSocket connections one of
+//!   [`Limits::max_ws_connections`] (100), a separate pool, so that neither
+//!   kind can starve the other; a full pool answers HTTP 429;
+//! - a request's headers must arrive within [`Limits::header_read_timeout`]
+//!   (also the idle keep-alive time), its body within
+//!   [`Limits::body_read_timeout`] (else HTTP 408 and the connection
+//!   closes); a WebSocket is pinged every [`Limits::ws_ping_interval`] and
+//!   closed when it sends nothing, pongs included, for
+//!   [`Limits::ws_idle_timeout`].
+//!
+//! `Host` and `Origin` are checked as geth does
+//! ([`RpcConfig::http_vhosts`], default `localhost`; an IP address is always
+//! allowed; others get HTTP 403), a browser's WebSocket `Origin` against
+//! [`RpcConfig::ws_origins`] (default `localhost`; no `Origin` is allowed),
+//! and CORS is answered (preflight `OPTIONS` too) for
+//! [`RpcConfig::http_cors_domains`] (default none).
 //!
 //! # Health and metrics
 //!
-//! `GET /health` answers JSON with the tip, the lag of its timestamp behind
-//! the wall clock, the backend's name and the chain id (503 while stopping).
+//! `GET /health` (the same as `GET /health/ready`) answers JSON with the
+//! status, the reasons when not ok, the tip, the lag of its timestamp behind
+//! the wall clock, the backend's name and whether a real read of it
+//! succeeded within 2 s, the chain id, the free HTTP and WebSocket slots, the
+//! memory budget used, and each component added with
+//! [`RpcServer::with_health_component`]. It answers 503 when the backend
+//! read fails or times out, a pool is full, the memory budget is over 90%
+//! used, a component is not ok, or the server is stopping. `GET
+//! /health/live` answers 200 while the server runs ([`health`]).
 //! `GET /metrics` renders the Prometheus handle given to
 //! [`RpcServer::with_prometheus`]: the store's metrics and
 //! `coldchain_rpc_requests_total{method,status}`,
 //! `coldchain_rpc_request_duration_seconds{method}`,
 //! `coldchain_rpc_subscriptions{kind}`,
-//! `coldchain_rpc_notifications_total{kind}`.
+//! `coldchain_rpc_notifications_total{kind}`,
+//! `coldchain_rpc_refused_total{reason}` (connections and requests turned
+//! away: `per_ip`, `connections`, `http_slots`, `ws_slots`, `vhost`,
+//! `origin`, `body_timeout`),
+//! `coldchain_rpc_shed_total{reason}` (answers and subscriptions dropped:
+//! `memory_budget`, `slow_client`, `slow_subscriber`).
 //!
 //! # Known differences from a node
 //!

@@ -102,7 +102,7 @@ async fn batch_stops_filling_past_its_size_limit() {
         let answers = answer.as_array().unwrap();
         assert_eq!(answers.len(), 1000);
         let filled = answers.iter().take_while(|a| a.get("result").is_some()).count();
-        assert!(filled >= 1 && filled < 1000, "{filled} answered");
+        assert!((1..1000).contains(&filled), "{filled} answered");
         let bytes: usize = answers[..filled].iter().map(|a| a.to_string().len()).sum();
         let last = answers[filled - 1].to_string().len();
         assert!(bytes <= 200_000 + last + 1000, "{bytes} bytes in the filled part");
