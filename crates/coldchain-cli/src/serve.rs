@@ -52,7 +52,7 @@ pub struct ServeArgs {
     pub import_rpc: Option<String>,
     #[command(flatten)]
     pub import: RpcRange,
-    /// Host names a request's Host header may name, comma-separated (geth's
+    /// Host names an HTTP request's Host header may name, comma-separated (geth's
     /// --http.vhosts); an IP address is always allowed, `*` allows any.
     #[arg(long, value_delimiter = ',', default_value = "localhost")]
     pub http_vhosts: Vec<String>,

@@ -119,7 +119,7 @@ pub struct RpcConfig {
     pub backend_name: String,
     /// Limits.
     pub limits: Limits,
-    /// Host names an HTTP or WebSocket request's `Host` may name (geth's
+    /// Host names an HTTP request's `Host` may name (geth's
     /// `--http.vhosts`); a `Host` that is an IP address is always allowed,
     /// `*` allows any. Others get HTTP 403. Default `["localhost"]`.
     pub http_vhosts: Vec<String>,

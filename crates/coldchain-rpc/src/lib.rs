@@ -107,9 +107,9 @@
 //!   closed when it sends nothing, pongs included, for
 //!   [`Limits::ws_idle_timeout`].
 //!
-//! `Host` and `Origin` are checked as geth does
-//! ([`RpcConfig::http_vhosts`], default `localhost`; an IP address is always
-//! allowed; others get HTTP 403), a browser's WebSocket `Origin` against
+//! `Host` and `Origin` are checked as geth does: an HTTP request's `Host`
+//! against [`RpcConfig::http_vhosts`] (default `localhost`; an IP address is
+//! always allowed; others get HTTP 403), a browser's WebSocket `Origin` against
 //! [`RpcConfig::ws_origins`] (default `localhost`; no `Origin` is allowed),
 //! and CORS is answered (preflight `OPTIONS` too) for
 //! [`RpcConfig::http_cors_domains`] (default none).

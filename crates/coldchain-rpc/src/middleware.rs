@@ -355,7 +355,10 @@ where
         };
         let host =
             header(http::header::HOST).or_else(|| req.uri().authority().map(|a| a.to_string()));
-        if !vhost_allowed(&settings.vhosts, host.as_deref()) {
+        let origin = header(http::header::ORIGIN);
+        let is_upgrade = jsonrpsee::server::ws::is_upgrade_request(&req);
+        // As geth: Host is checked for HTTP; a WebSocket by its Origin.
+        if !is_upgrade && !vhost_allowed(&settings.vhosts, host.as_deref()) {
             metrics::counter!("coldchain_rpc_refused_total", "reason" => "vhost").increment(1);
             return ready(response(
                 http::StatusCode::FORBIDDEN,
@@ -363,8 +366,6 @@ where
                 "invalid host specified\n".to_owned(),
             ));
         }
-        let origin = header(http::header::ORIGIN);
-        let is_upgrade = jsonrpsee::server::ws::is_upgrade_request(&req);
         if is_upgrade {
             if let Some(origin) = &origin
                 && !origin_allowed(&settings.ws_origins, origin)

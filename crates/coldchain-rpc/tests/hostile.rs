@@ -28,6 +28,10 @@ use tokio::{
 };
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
+/// One attack at a time: the tests of this file measure latency, which
+/// another test's attack running alongside would disturb.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Blocks with up to 32 transactions of up to 4 logs: receipts of some kB.
 fn big_chain(len: u64) -> Vec<BlockData> {
     let shape = ChainShape { max_txs: 32, max_logs: 4, addresses: 4, topics: 6 };
@@ -72,6 +76,7 @@ async fn assert_fair(addr: SocketAddr, rss_before: u64, budget: u64, what: &str)
     assert!(p99 < Duration::from_millis(100), "{what}: eth_blockNumber p99 {p99:?}");
     let rss = rss_mb();
     let bound = rss_before + budget / (1024 * 1024) + 200;
+    eprintln!("{what}: eth_blockNumber p99 {p99:?}, RSS {rss} MB (before {rss_before} MB)");
     assert!(rss < bound, "{what}: RSS {rss} MB, bound {bound} MB");
 }
 
@@ -84,8 +89,11 @@ fn batch(method: &str, n: usize, params: impl Fn(usize) -> Value) -> String {
 
 /// A batch stops filling once its answers pass the limit: the rest answer
 /// -32003 "response too large" (geth), in order, with their ids.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Four workers on two cores: a batch's parsing and serialising are long
+// polls, which a production runtime spreads over its workers too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batch_stops_filling_past_its_size_limit() {
+    let _serial = SERIAL.lock().await;
     let limits = Limits { max_batch_response: 200_000, ..Limits::default() };
     let s =
         TestServer::with_blocks(big_chain(100), RpcConfig { limits, ..RpcConfig::default() }).await;
@@ -132,6 +140,7 @@ async fn batch_stops_filling_past_its_size_limit() {
 /// deadline but not together answer -32002 once the batch's time is up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_has_a_deadline_as_a_whole() {
+    let _serial = SERIAL.lock().await;
     let backend = GatedBackend::new(false);
     let handle = ColdStorage::new(backend.clone()).await.unwrap();
     handle.append_blocks(big_chain(20)).await.unwrap();
@@ -160,6 +169,7 @@ async fn batch_has_a_deadline_as_a_whole() {
 /// stays bounded and other clients are served meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_that_never_reads_is_closed() {
+    let _serial = SERIAL.lock().await;
     let limits = Limits { max_connection_pending: 256 * 1024, ..Limits::default() };
     let s =
         TestServer::with_blocks(big_chain(100), RpcConfig { limits, ..RpcConfig::default() }).await;
@@ -213,6 +223,7 @@ async fn websocket_that_never_reads_is_closed() {
 /// the rest with 408, and a good client is served throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_do_not_starve_others() {
+    let _serial = SERIAL.lock().await;
     let limits = Limits { body_read_timeout: Duration::from_secs(2), ..Limits::default() };
     let s =
         TestServer::with_blocks(common::chain(0, 10), RpcConfig { limits, ..RpcConfig::default() })
@@ -250,6 +261,7 @@ async fn slow_bodies_do_not_starve_others() {
 /// the idle ones are closed after the idle timeout, which frees the pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_websockets_do_not_starve_http_and_are_closed() {
+    let _serial = SERIAL.lock().await;
     let limits = Limits {
         max_ws_connections: 40,
         ws_ping_interval: Duration::from_millis(500),
@@ -304,6 +316,7 @@ async fn idle_websockets_do_not_starve_http_and_are_closed() {
 /// WebSocket client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_http_pool_does_not_starve_websockets() {
+    let _serial = SERIAL.lock().await;
     let limits = Limits { max_http_requests: 20, ..Limits::default() };
     let s =
         TestServer::with_blocks(common::chain(0, 10), RpcConfig { limits, ..RpcConfig::default() })
@@ -349,6 +362,7 @@ async fn health(addr: SocketAddr) -> (u16, Value) {
 /// `/health/live` stays 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_truthful() {
+    let _serial = SERIAL.lock().await;
     let backend = GatedBackend::new(false);
     let handle = ColdStorage::new(backend.clone()).await.unwrap();
     handle.append_blocks(common::chain(0, 4)).await.unwrap();
@@ -402,6 +416,7 @@ async fn health_is_truthful() {
 /// Host and Origin as geth checks them, and CORS when enabled.
 #[tokio::test]
 async fn host_origin_and_cors() {
+    let _serial = SERIAL.lock().await;
     let config =
         RpcConfig { http_cors_domains: vec!["https://app.example".into()], ..RpcConfig::default() };
     let handle = ColdStorage::new(MemBackend::new()).await.unwrap();
@@ -459,6 +474,13 @@ async fn host_origin_and_cors() {
         let want = if ok { "HTTP/1.1 101" } else { "HTTP/1.1 403" };
         assert!(answer.starts_with(want), "Origin {origin}: {answer}");
     }
+    // A WebSocket is checked by its Origin, not its Host (as geth): a
+    // non-browser client under another name connects.
+    let upgrade = "GET / HTTP/1.1\r\nHost: node.lan:8545\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\n\r\n";
+    let answer = raw_exchange(s.addr, upgrade.as_bytes(), Duration::from_millis(500)).await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
     s.stop().await;
 }
 
@@ -466,6 +488,7 @@ async fn host_origin_and_cors() {
 /// timeout, and finds an error notification saying so when it reads again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_is_told_why_it_was_dropped() {
+    let _serial = SERIAL.lock().await;
     let limits = Limits {
         ws_buffer: 4,
         subscription_send_timeout: Duration::from_millis(300),
