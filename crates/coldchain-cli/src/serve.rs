@@ -99,7 +99,8 @@ pub struct LimitArgs {
     /// written); calls past it answer -32005.
     #[arg(long, default_value_t = Limits::default().memory_budget)]
     pub memory_budget: u64,
-    /// Bytes of answers one connection may leave unread before it is closed.
+    /// Bytes of answers one connection may leave unread; a client past it
+    /// when another answer is ready is taken to not read and is closed.
     #[arg(long, default_value_t = Limits::default().max_connection_pending)]
     pub max_connection_pending: u32,
     /// Most open TCP connections (HTTP and WebSocket).

@@ -31,9 +31,10 @@ pub struct Limits {
     /// yet written to their sockets. A call whose answer does not fit is
     /// `-32005 "server is busy: memory budget exhausted"`. Default 256 MiB.
     pub memory_budget: u64,
-    /// Bytes of answers one connection may have waiting to be written; a
-    /// client that sends but does not read past this is disconnected.
-    /// Default 16 MiB.
+    /// Bytes of answers one connection may leave unread: when another
+    /// answer is ready while more than this waits to be written, the client
+    /// is taken to not read and is disconnected (one answer or batch of any
+    /// size is fine). Default 32 MiB (above `max_batch_response`).
     pub max_connection_pending: u32,
     /// Most open TCP connections (HTTP and WebSocket together); more are
     /// closed at once. Default 1,000.
@@ -90,7 +91,7 @@ impl Default for Limits {
             max_response_body: 64 * 1024 * 1024,
             max_batch_response: 25_000_000,
             memory_budget: 256 * 1024 * 1024,
-            max_connection_pending: 16 * 1024 * 1024,
+            max_connection_pending: 32 * 1024 * 1024,
             max_connections: 1_000,
             max_connections_per_ip: 32,
             max_http_requests: 400,

@@ -132,24 +132,50 @@ pub(crate) enum ChargeError {
 impl ConnCtx {
     /// Charges `bytes` of an answer against the server's budget and this
     /// connection's pending bytes, until the socket has taken them.
-    pub(crate) fn charge(&self, pools: &Pools, bytes: usize) -> Result<(), ChargeError> {
+    /// With `check_backlog`, a connection whose unread bytes are already
+    /// past its limit is closed instead.
+    pub(crate) fn charge(
+        &self,
+        pools: &Pools,
+        bytes: usize,
+        check_backlog: bool,
+    ) -> Result<(), ChargeError> {
         let n = u32::try_from(bytes).unwrap_or(u32::MAX);
         let permit = pools.budget.clone().try_acquire_many_owned(n).map_err(|_| {
             metrics::counter!("coldchain_rpc_shed_total", "reason" => "memory_budget").increment(1);
             ChargeError::Budget
         })?;
         let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
-        let end = ledger.queued_end.max(ledger.written) + bytes as u64;
-        ledger.queued_end = end;
-        ledger.charges.push_back((end, permit));
-        if end - ledger.written > self.max_pending {
+        // Unread bytes before this answer: one answer (or one batch) of any
+        // size is fine, a backlog past the limit is a client that does not
+        // read.
+        let backlog = ledger.queued_end.saturating_sub(ledger.written);
+        if check_backlog && backlog > self.max_pending {
             drop(ledger);
+            drop(permit);
             tracing::info!(remote = %self.remote, "client does not read its answers; closing");
             metrics::counter!("coldchain_rpc_shed_total", "reason" => "slow_client").increment(1);
             self.kill.cancel();
             return Err(ChargeError::SlowClient);
         }
+        let end = ledger.queued_end.max(ledger.written) + bytes as u64;
+        ledger.queued_end = end;
+        ledger.charges.push_back((end, permit));
         Ok(())
+    }
+
+    /// Whether the unread bytes are past the limit; if so, closes the
+    /// connection.
+    pub(crate) fn over_backlog(&self) -> bool {
+        let ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        let over = ledger.queued_end.saturating_sub(ledger.written) > self.max_pending;
+        drop(ledger);
+        if over {
+            tracing::info!(remote = %self.remote, "client does not read its answers; closing");
+            metrics::counter!("coldchain_rpc_shed_total", "reason" => "slow_client").increment(1);
+            self.kill.cancel();
+        }
+        over
     }
 
     /// Whether the connection is being closed for not reading.

@@ -83,9 +83,9 @@
 //!   (256 MiB) until its connection's socket has taken its bytes; an answer
 //!   that does not fit is replaced by `-32005 "server is busy: memory budget
 //!   exhausted, try again later"`;
-//! - one connection may leave [`Limits::max_connection_pending`] (16 MiB)
-//!   of answers unread; past it (a client that sends but does not read) the
-//!   connection is closed at the TCP level (a close frame could not reach a
+//! - one connection may leave [`Limits::max_connection_pending`] (32 MiB)
+//!   of answers unread; when another answer is ready past it (a client that
+//!   sends but does not read) the connection is closed at the TCP level (a close frame could not reach a
 //!   client that does not read) and its calls still waiting answer `-32005`.
 //!   A connection runs at most 16 calls at once;
 //! - a subscription whose client does not take a notification within

@@ -50,15 +50,18 @@ pub(crate) struct RpcMiddlewareConfig {
 
 /// Charges an answer to its connection's ledger and the server's budget;
 /// an answer that does not fit is replaced by a small error.
+/// Within a batch the backlog is not checked per answer: the batch is
+/// bounded as a whole, and checked before it starts.
 fn charge(
     config: &RpcMiddlewareConfig,
     ctx: Option<&Arc<ConnCtx>>,
     id: Id<'static>,
     rp: MethodResponse,
+    in_batch: bool,
 ) -> MethodResponse {
     let Some(ctx) = ctx else { return rp };
     let size = rp.as_json().get().len();
-    match ctx.charge(&config.pools, size) {
+    match ctx.charge(&config.pools, size, !in_batch) {
         Ok(()) => rp,
         Err(why) => {
             let message = match why {
@@ -67,6 +70,36 @@ fn charge(
             };
             MethodResponse::error(id, error(LIMIT_EXCEEDED, message))
         }
+    }
+}
+
+impl<S> RpcMiddleware<S>
+where
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    /// A call, within its connection's turns, charged for its answer.
+    async fn charged_call(self, req: Request<'_>, in_batch: bool) -> MethodResponse {
+        let ctx = req.extensions().get::<Arc<ConnCtx>>().cloned();
+        let id = req.id().into_owned();
+        // One connection runs a bounded number of calls at once, and none
+        // once it is being closed for not reading.
+        let _turn = match &ctx {
+            Some(ctx) => ctx.calls.acquire().await.ok(),
+            None => None,
+        };
+        if ctx.as_ref().is_some_and(|c| c.is_killed()) {
+            return MethodResponse::error(id, error(LIMIT_EXCEEDED, SLOW_CLIENT));
+        }
+        let config = self.config.clone();
+        let rp = self.call_inner(req).await;
+        charge(&config, ctx.as_ref(), id, rp, in_batch)
     }
 }
 
@@ -133,22 +166,7 @@ where
     type BatchResponse = MethodResponse;
 
     fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let ctx = req.extensions().get::<Arc<ConnCtx>>().cloned();
-        let this = self.clone();
-        async move {
-            let id = req.id().into_owned();
-            // One connection runs a bounded number of calls at once, and
-            // none once it is being closed for not reading.
-            let _turn = match &ctx {
-                Some(ctx) => ctx.calls.acquire().await.ok(),
-                None => None,
-            };
-            if ctx.as_ref().is_some_and(|c| c.is_killed()) {
-                return MethodResponse::error(id, error(LIMIT_EXCEEDED, SLOW_CLIENT));
-            }
-            let rp = this.clone().call_inner(req).await;
-            charge(&this.config, ctx.as_ref(), id, rp)
-        }
+        self.clone().charged_call(req, false)
     }
 
     /// Answers a batch's calls (16 at a time, in order) until its answers
@@ -158,7 +176,13 @@ where
     /// out"`, as geth answers.
     fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
         let this = self.clone();
+        let mut batch = batch;
         async move {
+            if let Some(ctx) = batch.extensions().get::<Arc<ConnCtx>>()
+                && ctx.over_backlog()
+            {
+                return MethodResponse::error(Id::Null, error(LIMIT_EXCEEDED, SLOW_CLIENT));
+            }
             let deadline = tokio::time::Instant::now() + this.config.timeout;
             let mut got_notification = false;
             let mut ids: Vec<Id<'static>> = Vec::new();
@@ -167,7 +191,7 @@ where
                 match entry {
                     Ok(BatchEntry::Call(req)) => {
                         ids.push(req.id().into_owned());
-                        futures.push(this.call(req).boxed());
+                        futures.push(this.clone().charged_call(req, true).boxed());
                     }
                     Ok(BatchEntry::Notification(n)) => {
                         got_notification = true;

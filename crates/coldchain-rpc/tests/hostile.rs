@@ -533,3 +533,30 @@ async fn slow_subscriber_is_told_why_it_was_dropped() {
     assert!(found["message"].as_str().unwrap().starts_with("subscription dropped"), "{found}");
     s.stop().await;
 }
+
+/// The unread-bytes limit closes clients that do not read, not clients
+/// that read one large answer or one large batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_answers_to_a_reading_client_are_not_cut() {
+    let _serial = SERIAL.lock().await;
+    let limits = Limits { max_connection_pending: 4096, ..Limits::default() };
+    let s =
+        TestServer::with_blocks(big_chain(20), RpcConfig { limits, ..RpcConfig::default() }).await;
+    let mut biggest = 0;
+    for n in 0..20u64 {
+        let receipts = s.result("eth_getBlockReceipts", json!([format!("{n:#x}")])).await;
+        biggest = biggest.max(receipts.to_string().len());
+    }
+    assert!(biggest > 4096, "the test needs an answer above the limit: {biggest}");
+    let body = batch("eth_getBlockReceipts", 20, |i| json!([format!("{i:#x}")]));
+    let answer = s.post(&body).await;
+    for a in answer.as_array().unwrap() {
+        assert!(a.get("result").is_some(), "{a}");
+    }
+    let mut ws = common::Ws::connect(s.addr).await;
+    for n in 0..20u64 {
+        let (answer, _) = ws.call("eth_getBlockReceipts", json!([format!("{n:#x}")])).await;
+        assert!(answer.get("result").is_some(), "{answer}");
+    }
+    s.stop().await;
+}
