@@ -131,7 +131,7 @@ pub struct LimitArgs {
     /// Most subscriptions per WebSocket connection.
     #[arg(long, default_value_t = Limits::default().max_subscriptions_per_connection)]
     pub max_subscriptions: u32,
-    /// Deadline of one call, seconds.
+    /// Deadline of one call, and of a batch as a whole, seconds.
     #[arg(long, default_value_t = Limits::default().request_timeout.as_secs_f64())]
     pub request_timeout: f64,
     /// Deadline of one store read, seconds.

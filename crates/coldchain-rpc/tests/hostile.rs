@@ -560,3 +560,28 @@ async fn large_answers_to_a_reading_client_are_not_cut() {
     }
     s.stop().await;
 }
+
+/// An answer that does not fit the server's memory budget is shed with
+/// -32005; small answers still fit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_past_the_memory_budget_are_shed() {
+    let _serial = SERIAL.lock().await;
+    let limits = Limits { memory_budget: 4096, ..Limits::default() };
+    let s =
+        TestServer::with_blocks(big_chain(20), RpcConfig { limits, ..RpcConfig::default() }).await;
+    let mut shed = 0;
+    for n in 0..20u64 {
+        let answer = s.call("eth_getBlockReceipts", json!([format!("{n:#x}")])).await;
+        if answer.get("result").is_none() {
+            assert_eq!(answer["error"]["code"], -32005, "{answer}");
+            assert!(answer["error"]["message"].as_str().unwrap().contains("memory budget"));
+            shed += 1;
+        } else {
+            let bytes = answer.to_string().len();
+            assert!(bytes <= 4096 + 100, "an answer of {bytes} bytes passed a 4096-byte budget");
+        }
+    }
+    assert!(shed > 0, "no answer was above the budget");
+    assert_eq!(s.result("eth_blockNumber", json!([])).await, "0x13");
+    s.stop().await;
+}
