@@ -52,8 +52,21 @@ pub struct ServeArgs {
     pub import_rpc: Option<String>,
     #[command(flatten)]
     pub import: RpcRange,
+    /// Host names an HTTP request's Host header may name, comma-separated (geth's
+    /// --http.vhosts); an IP address is always allowed, `*` allows any.
+    #[arg(long, value_delimiter = ',', default_value = "localhost")]
+    pub http_vhosts: Vec<String>,
+    /// Origins a browser's WebSocket may come from, comma-separated (geth's
+    /// --ws.origins): full origins, host names, or `*`. Clients that send
+    /// no Origin (not browsers) are always allowed.
+    #[arg(long, value_delimiter = ',', default_value = "localhost")]
+    pub ws_origins: Vec<String>,
+    /// Origins that may call over HTTP from a browser, comma-separated
+    /// (geth's --http.corsdomain); they get CORS headers. Default: none.
+    #[arg(long, value_delimiter = ',')]
+    pub http_corsdomain: Vec<String>,
     #[command(flatten)]
-    pub limits: LimitArgs,
+    pub limits: Box<LimitArgs>,
 }
 
 /// Limits of the server; see `coldchain_rpc::Limits` for the defaults'
@@ -78,13 +91,47 @@ pub struct LimitArgs {
     /// Largest response body, bytes.
     #[arg(long, default_value_t = Limits::default().max_response_body)]
     pub max_response_body: u32,
-    /// Most open connections.
+    /// A batch stops filling once its answers pass this many bytes (the
+    /// rest answer -32003 "response too large", as geth).
+    #[arg(long, default_value_t = Limits::default().max_batch_response)]
+    pub max_batch_response: u32,
+    /// Bytes of answers the server holds at once (computed, not yet
+    /// written); calls past it answer -32005.
+    #[arg(long, default_value_t = Limits::default().memory_budget)]
+    pub memory_budget: u64,
+    /// Bytes of answers one connection may leave unread; a client past it
+    /// when another answer is ready is taken to not read and is closed.
+    #[arg(long, default_value_t = Limits::default().max_connection_pending)]
+    pub max_connection_pending: u32,
+    /// Most open TCP connections (HTTP and WebSocket).
     #[arg(long, default_value_t = Limits::default().max_connections)]
     pub max_connections: u32,
+    /// Most open connections from one IP address.
+    #[arg(long, default_value_t = Limits::default().max_connections_per_ip)]
+    pub max_connections_per_ip: u32,
+    /// Most HTTP requests read or answered at once (HTTP 429 past it).
+    #[arg(long, default_value_t = Limits::default().max_http_requests)]
+    pub max_http_requests: u32,
+    /// Most open WebSocket connections (a separate pool from HTTP).
+    #[arg(long, default_value_t = Limits::default().max_ws_connections)]
+    pub max_ws_connections: u32,
+    /// Time to send a request's headers (and idle keep-alive time), seconds.
+    #[arg(long, default_value_t = Limits::default().header_read_timeout.as_secs_f64())]
+    pub header_read_timeout: f64,
+    /// Time to send a request's body, seconds (HTTP 408 past it).
+    #[arg(long, default_value_t = Limits::default().body_read_timeout.as_secs_f64())]
+    pub body_read_timeout: f64,
+    /// WebSocket ping interval, seconds.
+    #[arg(long, default_value_t = Limits::default().ws_ping_interval.as_secs_f64())]
+    pub ws_ping_interval: f64,
+    /// A WebSocket client silent (no message, no pong) this long is
+    /// disconnected, seconds.
+    #[arg(long, default_value_t = Limits::default().ws_idle_timeout.as_secs_f64())]
+    pub ws_idle_timeout: f64,
     /// Most subscriptions per WebSocket connection.
     #[arg(long, default_value_t = Limits::default().max_subscriptions_per_connection)]
     pub max_subscriptions: u32,
-    /// Deadline of one call, seconds.
+    /// Deadline of one call, and of a batch as a whole, seconds.
     #[arg(long, default_value_t = Limits::default().request_timeout.as_secs_f64())]
     pub request_timeout: f64,
     /// Deadline of one store read, seconds.
@@ -107,7 +154,17 @@ impl LimitArgs {
             max_batch: self.max_batch.max(1),
             max_request_body: self.max_request_body,
             max_response_body: self.max_response_body,
+            max_batch_response: self.max_batch_response,
+            memory_budget: self.memory_budget,
+            max_connection_pending: self.max_connection_pending,
             max_connections: self.max_connections.max(1),
+            max_connections_per_ip: self.max_connections_per_ip.max(1),
+            max_http_requests: self.max_http_requests.max(1),
+            max_ws_connections: self.max_ws_connections,
+            header_read_timeout: secs("header-read-timeout", self.header_read_timeout)?,
+            body_read_timeout: secs("body-read-timeout", self.body_read_timeout)?,
+            ws_ping_interval: secs("ws-ping-interval", self.ws_ping_interval)?,
+            ws_idle_timeout: secs("ws-idle-timeout", self.ws_idle_timeout)?,
             max_subscriptions_per_connection: self.max_subscriptions,
             request_timeout: secs("request-timeout", self.request_timeout)?,
             ..Limits::default()
@@ -253,6 +310,9 @@ async fn start<B: ColdBackend>(
         chain_id,
         backend_name: backend_name.to_owned(),
         limits,
+        http_vhosts: args.http_vhosts.clone(),
+        ws_origins: args.ws_origins.clone(),
+        http_cors_domains: args.http_corsdomain.clone(),
         ..RpcConfig::default()
     };
     let server = RpcServer::new(handle.clone(), config)

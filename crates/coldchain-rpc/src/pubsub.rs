@@ -24,19 +24,25 @@
 //! "notifications not supported"`, as in geth.
 //!
 //! A client too slow to take a notification within
-//! [`crate::Limits::subscription_send_timeout`] loses the subscription; a
-//! closed connection or the server's shutdown ends it at once.
+//! [`crate::Limits::subscription_send_timeout`] loses the subscription, and
+//! is told so by a last notification with an error instead of a result:
+//! `{"method":"eth_subscription","params":{"subscription":ID,"error":
+//! {"code":-32005,"message":"subscription dropped: ..."}}}` (delivered once
+//! the client reads again). A closed connection or the server's shutdown
+//! ends a subscription at once.
 
 use crate::{
     convert::header_rpc,
     error::{INVALID_PARAMS, RpcResult, error, invalid_params},
     eth::Api,
+    middleware::LIMIT_EXCEEDED,
     params::{Args, FilterParams},
 };
 use alloy::eips::BlockNumHash;
 use coldchain::{ColdBackend, ColdError, LogFilter, RpcLog};
 use jsonrpsee::{
-    RpcModule, SubscriptionMessage, SubscriptionSink, core::RegisterMethodError,
+    RpcModule, SubscriptionMessage, SubscriptionSink,
+    core::{RegisterMethodError, SubscriptionError},
     server::SendTimeoutError,
 };
 use serde::Serialize;
@@ -88,26 +94,28 @@ fn parse(raw: Option<&str>, max_values: usize) -> RpcResult<Kind> {
 pub(crate) fn register<B: ColdBackend>(
     module: &mut RpcModule<Api<B>>,
 ) -> Result<(), RegisterMethodError> {
-    module.register_subscription_raw(
+    module.register_subscription(
         "eth_subscribe",
         "eth_subscription",
         "eth_unsubscribe",
-        |params, pending, api, _| {
-            let parsed = parse(params.as_str(), api.config.limits.max_filter_values);
-            tokio::spawn(async move {
-                let kind = match parsed {
-                    Ok(kind) => kind,
-                    Err(e) => return pending.reject(e).await,
-                };
-                if api.shutdown.is_cancelled() {
-                    return pending.reject(error(INVALID_PARAMS, "server is shutting down")).await;
+        |params, pending, api, _| async move {
+            let kind = match parse(params.as_str(), api.config.limits.max_filter_values) {
+                Ok(kind) => kind,
+                Err(e) => {
+                    pending.reject(e).await;
+                    return Ok(());
                 }
-                let Ok(sink) = pending.accept().await else { return };
-                let label = kind.label();
-                metrics::gauge!("coldchain_rpc_subscriptions", "kind" => label).increment(1.0);
-                Follower::new(api, kind, sink).run().await;
-                metrics::gauge!("coldchain_rpc_subscriptions", "kind" => label).decrement(1.0);
-            });
+            };
+            if api.shutdown.is_cancelled() {
+                pending.reject(error(INVALID_PARAMS, "server is shutting down")).await;
+                return Ok(());
+            }
+            let Ok(sink) = pending.accept().await else { return Ok(()) };
+            let label = kind.label();
+            metrics::gauge!("coldchain_rpc_subscriptions", "kind" => label).increment(1.0);
+            let ended = Follower::new(api, kind, sink).run().await;
+            metrics::gauge!("coldchain_rpc_subscriptions", "kind" => label).decrement(1.0);
+            ended
         },
     )?;
     Ok(())
@@ -117,6 +125,9 @@ pub(crate) fn register<B: ColdBackend>(
 enum Stop {
     /// The client or the server is gone: end the subscription.
     End,
+    /// The client did not take a notification in time: end the
+    /// subscription with an error notification.
+    Slow,
     /// A store read failed or the store changed under the walk: walk again
     /// shortly.
     Retry(String),
@@ -153,7 +164,29 @@ impl<B: ColdBackend> Follower<B> {
         Self { api, kind, sink, recent: VecDeque::new(), held_logs: 0, next: None }
     }
 
-    async fn run(mut self) {
+    /// Follows the tip until the subscription ends; an error is sent to the
+    /// client as the subscription's last notification.
+    async fn run(self) -> Result<(), SubscriptionError> {
+        let timeout = self.api.config.limits.subscription_send_timeout;
+        match self.follow().await {
+            Stop::Slow => {
+                let error = serde_json::json!({
+                    "code": LIMIT_EXCEEDED,
+                    "message": format!(
+                        "subscription dropped: the client did not take a notification within {}s",
+                        timeout.as_secs_f64()
+                    ),
+                });
+                match serde_json::value::to_raw_value(&error) {
+                    Ok(raw) => Err(SubscriptionError::from_json(raw)),
+                    Err(_) => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn follow(mut self) -> Stop {
         let mut tip_rx = self.api.handle.tip_watch();
         if let Some(tip) = *tip_rx.borrow_and_update() {
             self.recent.push_back(Walked { block: tip, logs: Vec::new() });
@@ -163,15 +196,15 @@ impl<B: ColdBackend> Follower<B> {
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return,
-                _ = self.sink.closed() => return,
-                changed = tip_rx.changed() => if changed.is_err() { return },
+                _ = shutdown.cancelled() => return Stop::End,
+                _ = self.sink.closed() => return Stop::End,
+                changed = tip_rx.changed() => if changed.is_err() { return Stop::End },
             }
             // Several changes may have been coalesced: walk to the latest.
             let tip = *tip_rx.borrow_and_update();
             match self.step(tip).await {
                 Ok(()) => {}
-                Err(Stop::End) => return,
+                Err(stop @ (Stop::End | Stop::Slow)) => return stop,
                 Err(Stop::Retry(why)) => {
                     tracing::debug!(%why, "subscription: walking again");
                     // Walk again soon even if the tip does not move again.
@@ -298,7 +331,9 @@ impl<B: ColdBackend> Follower<B> {
             }
             Err(SendTimeoutError::Timeout(_)) => {
                 tracing::debug!("subscription: client too slow; closing the subscription");
-                Err(Stop::End)
+                metrics::counter!("coldchain_rpc_shed_total", "reason" => "slow_subscriber")
+                    .increment(1);
+                Err(Stop::Slow)
             }
             Err(SendTimeoutError::Closed(_)) => Err(Stop::End),
         }

@@ -134,7 +134,7 @@ async fn too_many_connections_are_refused_cleanly() {
         TestServer::with_blocks(chain(0, 2), RpcConfig { limits, ..RpcConfig::default() }).await;
     let a = Ws::connect(s.addr).await;
     let b = Ws::connect(s.addr).await;
-    let request = b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+    let request = b"POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
                     Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
     let answer = raw_exchange(s.addr, request, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer:?}");
@@ -165,14 +165,15 @@ async fn clients_that_leave_mid_request_or_mid_subscription() {
     let permits = s.handle.available_read_permits();
 
     // A half-sent request, then the client goes away.
-    let partial = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Len";
+    let partial =
+        b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Len";
     raw_exchange(s.addr, partial, Duration::from_millis(50)).await;
     // A full request whose store read is stuck, then the client goes away.
     gate.hold("transaction");
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionByHash", "params": [B256::ZERO]})
         .to_string();
     let request = format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     let addr = s.addr;
