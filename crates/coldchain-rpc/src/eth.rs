@@ -357,5 +357,14 @@ pub(crate) fn register<B: ColdBackend>(
         let filter = args.filter(0, false, api.config.limits.max_filter_values)?;
         api.logs(filter).await
     })?;
+    #[cfg(feature = "test-utils")]
+    method(module, "coldchain_testPanic", 1, |_, args| async move {
+        let message = args.string(0).unwrap_or("coldchain_testPanic").to_owned();
+        tokio::task::yield_now().await;
+        if !message.is_empty() {
+            panic!("{message}");
+        }
+        Ok(())
+    })?;
     Ok(())
 }

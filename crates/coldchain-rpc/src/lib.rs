@@ -71,7 +71,10 @@
 //! past its own deadline) is `-32002 "request timed out"`. Oversized bodies
 //! get HTTP 413, too many connections HTTP 429 (WebSocket: refused upgrade),
 //! an oversized batch `-32600`, an answer above the response limit `-32008`;
-//! malformed JSON `-32700` (HTTP 400, as jsonrpsee and reth answer).
+//! malformed or truncated JSON `-32700` (HTTP 400, as jsonrpsee and reth
+//! answer). A call that panics is `-32603 "internal error (panic)"` for that
+//! call alone (the rest of its batch and its connection go on), logged as
+//! one ERROR line without a backtrace.
 //!
 //! # Health and metrics
 //!
@@ -94,6 +97,7 @@
 //! - No pending block, no state (`eth_call`, balances, ...), no filters
 //!   (`eth_newFilter`), no `newPendingTransactions` subscription.
 
+mod body;
 pub mod client;
 pub mod config;
 pub mod convert;
@@ -101,8 +105,11 @@ pub mod error;
 mod eth;
 pub mod ids;
 mod middleware;
+mod panics;
 pub mod params;
 pub mod pubsub;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 
 pub use config::{Limits, RpcConfig};
 pub use ids::HexIdProvider;
@@ -175,7 +182,8 @@ impl<B: ColdBackend> RpcServer<B> {
         let rpc_middleware = RpcServiceBuilder::new()
             .layer_fn(move |inner| RpcMiddleware { inner, config: rpc_config.clone() });
         let http_middleware = tower::ServiceBuilder::new()
-            .layer(HttpExtrasLayer { api: api.clone(), prometheus: self.prometheus });
+            .layer(HttpExtrasLayer { api: api.clone(), prometheus: self.prometheus })
+            .layer(body::BodyLayer { max: limits.max_request_body });
         let server_config = ServerConfig::builder()
             .max_request_body_size(limits.max_request_body)
             .max_response_body_size(limits.max_response_body)
