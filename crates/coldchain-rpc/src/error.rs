@@ -82,7 +82,7 @@ pub fn from_cold(err: ColdError) -> ErrorObjectOwned {
         ColdError::TaskTerminated => error(SERVER_ERROR, "server is shutting down"),
         ColdError::InvalidFilter(reason) => invalid_params(reason),
         ColdError::UnknownBlockHash(_) => error(SERVER_ERROR, "unknown block"),
-        ColdError::TooManyLogs { limit } => error_with_data(
+        ColdError::TooManyLogs { limit, .. } => error_with_data(
             LIMIT_EXCEEDED,
             format!("query returned more than {limit} results"),
             serde_json::json!({ "limit": limit }),

@@ -59,8 +59,12 @@
 //! - `fromBlock` below the first stored block: `4444`;
 //! - more than [`Limits::max_logs`] matches: `-32005 "query returned more
 //!   than N results. Try with this block range [0xA, 0xB]."` with `data:
-//!   {from, to, limit}` (Infura's shape, which viem and ponder parse); the
-//!   range is the longest one from `fromBlock` that holds at most N matches;
+//!   {from, to, limit}` (Infura's shape, which viem and ponder parse). The
+//!   limit applies at block boundaries: a block's logs are never split, and
+//!   the first matching block comes back whole however many logs it has (so
+//!   a one-block query always answers, and a client that splits ranges
+//!   reaches every block). The suggested range is the longest one from
+//!   `fromBlock` that fits, found by the scan that hit the limit;
 //! - an unknown `blockHash`: `-32000 "unknown block"` (geth);
 //! - an empty store: `[]`.
 //!
