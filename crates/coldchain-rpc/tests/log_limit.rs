@@ -170,3 +170,29 @@ async fn a_range_splitting_client_reaches_every_block() {
     }
     s.stop().await;
 }
+
+/// The real block: mainnet 15537394 (the first post-merge block, 10,041
+/// logs) after its parent 15537393, at the default limit.
+#[tokio::test]
+async fn mainnet_block_15537394_comes_back_whole() {
+    let blocks: Vec<BlockData> = coldchain::testing::fixtures::mainnet_rlp_blocks()
+        .into_iter()
+        .filter(|b| (15_537_393..=15_537_394).contains(&b.number()))
+        .collect();
+    assert_eq!(blocks.len(), 2);
+    let hash = blocks[1].hash();
+    let s = TestServer::with_blocks(blocks, RpcConfig::default()).await;
+    let one = json!([{"fromBlock": hex(15_537_394), "toBlock": hex(15_537_394)}]);
+    let logs = s.result("eth_getLogs", one).await;
+    assert_eq!(logs.as_array().unwrap().len(), 10_041);
+    let logs = s.result("eth_getLogs", json!([{"blockHash": hash}])).await;
+    assert_eq!(logs.as_array().unwrap().len(), 10_041);
+    let e = s.error("eth_getLogs", json!([{"fromBlock": "earliest", "toBlock": "latest"}])).await;
+    assert_eq!(e["code"], -32005, "{e}");
+    assert_eq!(
+        e["data"],
+        json!({"from": hex(15_537_393), "to": hex(15_537_393), "limit": 10_000}),
+        "the parent fits, the big block does not fit after it"
+    );
+    s.stop().await;
+}
