@@ -17,6 +17,7 @@ use coldchain::{
     HeaderSpec, LogFilter, ReceiptSpec, RecoveredTx, RpcLog, SealedHeader, StoredReceipt, TxSpec,
     TxWithMeta,
     backend::{LogSink, StreamParams},
+    filter::LogLimit,
 };
 use signet_libmdbx::Ro;
 use std::{cell::RefCell, ops::RangeInclusive, path::Path, sync::Arc};
@@ -310,10 +311,10 @@ impl ColdRead for MdbxBackend {
         let query = move |view: &View<'_, Ro>, deadline: &Deadline| {
             let Some(range) = logs::resolve(view, &filter)? else { return Ok(Vec::new()) };
             let mut out = Gathered::default();
-            let mut emit = |log, data: &[u8]| {
-                if out.len() >= max_logs {
-                    return Err(ColdError::TooManyLogs { limit: max_logs });
-                }
+            // The limit applies at block boundaries (`coldchain::filter`).
+            let mut limit = LogLimit::new(max_logs);
+            let mut emit = |log: RpcLog, data: &[u8]| {
+                limit.admit(log.block_number.unwrap_or_default())?;
                 out.push(log, data);
                 Ok(Flow::Continue)
             };
@@ -367,7 +368,7 @@ impl ColdRead for MdbxBackend {
             let mut sent = 0usize;
             let mut emit = |log, data: &[u8]| {
                 if sent == params.max_logs {
-                    return Err(ColdError::TooManyLogs { limit: params.max_logs });
+                    return Err(ColdError::TooManyLogs { limit: params.max_logs, fits_to: None });
                 }
                 sent += 1;
                 let mut b = burst.borrow_mut();

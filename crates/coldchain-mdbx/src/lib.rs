@@ -99,8 +99,10 @@
 //! decoding the receipt (no allocation, no bloom rebuild), and only the
 //! logs that pass the exact filter ([`coldchain::LogFilter::matches`]) are
 //! built; they come out in (block, tx, log) order. A filter without
-//! addresses and topics scans the receipts of the range. More than
-//! `max_logs` matches is `TooManyLogs`.
+//! addresses and topics scans the receipts of the range. `max_logs`
+//! applies at block boundaries ([`coldchain::filter::LogLimit`]): the first
+//! matching block comes back whole, and the scan that hits the limit names
+//! the last block that fits in `TooManyLogs`.
 //!
 //! # The index journal
 //!

@@ -95,8 +95,13 @@
 //! only that value's index can serve it and the scan visits exactly the
 //! matching rows, in block order (streams need no sort). Topics 1–3 add a
 //! condition on the GIN-indexed array plus the exact column condition. The
-//! statement carries `LIMIT max_logs + 1`, so `TooManyLogs` never transfers
-//! more than one row too many. A stream's statement is ordered by block and
+//! statement carries `LIMIT max_logs + 1`, so a query over the limit never
+//! transfers more than one row too many. Only then (the rows come unordered)
+//! do ordered statements find where the limit falls at block boundaries
+//! (`coldchain::filter`): the first `max_logs + 1` matches in order tell
+//! the last block that fits; when they are all in the first matching block,
+//! one statement reads that block whole and one asks whether a later block
+//! matches (`LIMIT 1`). A stream's statement is ordered by block and
 //! log index, so it can page through a portal; a `get_logs` statement is
 //! not, and the backend sorts the rows' (block, log index) pairs itself,
 //! which is cheaper than PostgreSQL sorting the wide rows. Each log needs

@@ -344,10 +344,11 @@ impl PostgresBackend {
         let rows = results.pop().unwrap_or_default();
         let block_rows = if block_params.is_some() { results.pop() } else { None };
         let tip_rows = if tip { results.pop() } else { None };
+        let mut tip = None;
         match &query.pre {
             Pre::None => {}
             Pre::Tip => {
-                let tip = tip_of(tip_rows.as_deref().unwrap_or_default())?.map(|t| t.number);
+                tip = tip_of(tip_rows.as_deref().unwrap_or_default())?.map(|t| t.number);
                 if filter.resolve_range(tip)?.is_none() {
                     return Ok(Vec::new());
                 }
@@ -359,7 +360,7 @@ impl PostgresBackend {
             }
         }
         if rows.len() > max_logs {
-            return Err(ColdError::TooManyLogs { limit: max_logs });
+            return Box::pin(self.over_limit(filter, tip, max_logs, deadline)).await;
         }
         // The statement has no ORDER BY (see `LogQuery::new`): order here.
         let mut order = rows
@@ -394,6 +395,76 @@ impl PostgresBackend {
             out.push(rows::rpc_log(&rows[i], hash, timestamp)?);
         }
         Ok(out)
+    }
+
+    /// `get_logs` once the unordered `max_logs + 1` rows said "too many":
+    /// where the limit falls at block boundaries (`coldchain::filter`). The
+    /// first `max_logs + 1` matches in order name the last block that fits;
+    /// if they are all in the first matching block, that block is read
+    /// whole, unless a later block matches too.
+    async fn over_limit(
+        &self,
+        filter: &LogFilter,
+        tip: Option<BlockNumber>,
+        max_logs: usize,
+        deadline: &Deadline,
+    ) -> ColdResult<Vec<RpcLog>> {
+        let too_many = |fits_to| ColdError::TooManyLogs { limit: max_logs, fits_to: Some(fits_to) };
+        let range = match filter.blocks {
+            // One block: always whole.
+            BlockSelector::Hash(_) => {
+                return Box::pin(self.read_logs(filter, usize::MAX, deadline)).await;
+            }
+            // Explicit ends need no tip (they were checked against it).
+            BlockSelector::Range { from: Some(_), to: Some(_) } => {
+                filter.resolve_range(Some(BlockNumber::MAX))?
+            }
+            BlockSelector::Range { .. } => filter.resolve_range(tip)?,
+        };
+        let Some(range) = range else { return Ok(Vec::new()) };
+        let end = *range.end();
+        let blocks = self.match_blocks(filter, range, max_logs.saturating_add(1), deadline).await?;
+        let (Some(&first), Some(&last)) = (blocks.first(), blocks.last()) else {
+            return Err(ColdError::ReorgDetected { number: end });
+        };
+        if blocks.len() <= max_logs {
+            // The matches shrank between two statements: blocks were replaced.
+            return Err(ColdError::ReorgDetected { number: first });
+        }
+        if last != first {
+            return Err(too_many(last - 1));
+        }
+        // The first matching block alone holds more than `max_logs`.
+        if first < end
+            && let Some(&next) =
+                self.match_blocks(filter, first + 1..=end, 1, deadline).await?.first()
+        {
+            return Err(too_many(next - 1));
+        }
+        let whole = LogFilter {
+            blocks: BlockSelector::Range { from: Some(first), to: Some(first) },
+            ..filter.clone()
+        };
+        Box::pin(self.read_logs(&whole, usize::MAX, deadline)).await
+    }
+
+    /// The block numbers of the first `n` matches of `filter` in `range`, in
+    /// order (one ordered statement, `LIMIT n`).
+    async fn match_blocks(
+        &self,
+        filter: &LogFilter,
+        range: std::ops::RangeInclusive<BlockNumber>,
+        n: usize,
+        deadline: &Deadline,
+    ) -> ColdResult<Vec<BlockNumber>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let query = LogQuery::new(filter, Some(range), n - 1);
+        let params = refs(&query.params);
+        let mut results = self.read_n(deadline, &[(&query.sql, &params)], true).await?;
+        let rows = results.pop().unwrap_or_default();
+        rows.iter().map(|r| u64_of(col::<i64>(r, 0)?)).collect()
     }
 
     /// Serves a log stream from one snapshot: checks the anchor, then pages
@@ -468,7 +539,10 @@ impl PostgresBackend {
                 for row in &rows {
                     let log = rows::rpc_log_joined(row)?;
                     if sent == params.max_logs {
-                        return Err(ColdError::TooManyLogs { limit: params.max_logs });
+                        return Err(ColdError::TooManyLogs {
+                            limit: params.max_logs,
+                            fits_to: None,
+                        });
                     }
                     sent += 1;
                     tokio::select! {

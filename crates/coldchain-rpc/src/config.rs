@@ -11,8 +11,10 @@ pub struct Limits {
     /// 1`); 0 means no limit. Default 10,000 (QuickNode's paid cap; a range
     /// above it is `-32602 "query exceeds max block range N"`, reth's words).
     pub max_block_range: u64,
-    /// Most logs in one `eth_getLogs` response. Default 10,000 (Infura and
-    /// MetaMask); more is `-32005` with a block range that fits.
+    /// Most logs in one `eth_getLogs` response, at block boundaries: the
+    /// first matching block always comes back whole, however many logs it
+    /// has. Default 10,000 (Infura and MetaMask); more is `-32005` with a
+    /// block range that fits.
     pub max_logs: usize,
     /// Most addresses in a filter, and most topics in one topic position.
     /// Default 1,000 (geth's `--rpc.logquerylimit`).

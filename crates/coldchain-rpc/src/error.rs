@@ -3,14 +3,14 @@
 //! | code | when | source |
 //! |---|---|---|
 //! | -32700 | malformed JSON | JSON-RPC 2.0 (answered by jsonrpsee) |
-//! | -32600 | not a JSON-RPC request, empty or oversized batch | JSON-RPC 2.0 |
+//! | -32600 | not a JSON-RPC request (also an object, array or boolean `id`, answered with `id: null` as geth does), empty or oversized batch | JSON-RPC 2.0 |
 //! | -32601 | unknown method, subscriptions over HTTP | JSON-RPC 2.0, geth's wording |
 //! | -32602 | bad parameters, bad block ranges, range above the limit | geth, reth |
 //! | -32002 | the call ran past its deadline | geth ("request timed out") |
 //! | -32005 | more logs than the limit (with a block range that fits) | EIP-1474, Infura |
 //! | -32008 | the answer is above the response size limit | jsonrpsee, as reth |
 //! | -32000 | unknown block hash in a filter, shutting down, reorg during a read | geth |
-//! | -32603 | anything else (a store failure) | JSON-RPC 2.0 |
+//! | -32603 | anything else (a store failure; a call that panicked: `"internal error (panic)"`) | JSON-RPC 2.0 |
 //! | 4444 | blocks below the first stored block | execution-apis ("pruned history unavailable") |
 
 use coldchain::ColdError;
@@ -82,7 +82,7 @@ pub fn from_cold(err: ColdError) -> ErrorObjectOwned {
         ColdError::TaskTerminated => error(SERVER_ERROR, "server is shutting down"),
         ColdError::InvalidFilter(reason) => invalid_params(reason),
         ColdError::UnknownBlockHash(_) => error(SERVER_ERROR, "unknown block"),
-        ColdError::TooManyLogs { limit } => error_with_data(
+        ColdError::TooManyLogs { limit, .. } => error_with_data(
             LIMIT_EXCEEDED,
             format!("query returned more than {limit} results"),
             serde_json::json!({ "limit": limit }),

@@ -59,8 +59,12 @@
 //! - `fromBlock` below the first stored block: `4444`;
 //! - more than [`Limits::max_logs`] matches: `-32005 "query returned more
 //!   than N results. Try with this block range [0xA, 0xB]."` with `data:
-//!   {from, to, limit}` (Infura's shape, which viem and ponder parse); the
-//!   range is the longest one from `fromBlock` that holds at most N matches;
+//!   {from, to, limit}` (Infura's shape, which viem and ponder parse). The
+//!   limit applies at block boundaries: a block's logs are never split, and
+//!   the first matching block comes back whole however many logs it has (so
+//!   a one-block query always answers, and a client that splits ranges
+//!   reaches every block). The suggested range is the longest one from
+//!   `fromBlock` that fits, found by the scan that hit the limit;
 //! - an unknown `blockHash`: `-32000 "unknown block"` (geth);
 //! - an empty store: `[]`.
 //!
@@ -70,8 +74,10 @@
 //! codes. A call that runs past [`Limits::request_timeout`] (or a store read
 //! past its own deadline) is `-32002 "request timed out"`. Oversized bodies
 //! get HTTP 413, an oversized batch `-32600`, an answer above the response
-//! limit `-32008`; malformed JSON `-32700` (HTTP 400, as jsonrpsee and reth
-//! answer).
+//! limit `-32008`; malformed or truncated JSON `-32700` (HTTP 400, as
+//! jsonrpsee and reth answer). A call that panics is `-32603 "internal error
+//! (panic)"` for that call alone (the rest of its batch and its connection go
+//! on), logged as one ERROR line without a backtrace.
 //!
 //! Memory is bounded while work runs:
 //! - a batch answers its calls 16 at a time, in order, and stops filling
@@ -147,6 +153,7 @@
 //! - No pending block, no state (`eth_call`, balances, ...), no filters
 //!   (`eth_newFilter`), no `newPendingTransactions` subscription.
 
+mod body;
 pub mod client;
 pub mod config;
 mod conn;
@@ -156,8 +163,11 @@ mod eth;
 pub mod health;
 pub mod ids;
 mod middleware;
+mod panics;
 pub mod params;
 pub mod pubsub;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 
 pub use config::{Limits, RpcConfig};
 pub use health::{ComponentHealth, HealthCheck};
@@ -259,13 +269,15 @@ impl<B: ColdBackend> RpcServer<B> {
         };
         let rpc_middleware = RpcServiceBuilder::new()
             .layer_fn(move |inner| RpcMiddleware { inner, config: rpc_config.clone() });
-        let http_middleware = tower::ServiceBuilder::new().layer(HttpExtrasLayer {
-            api: api.clone(),
-            prometheus: self.prometheus,
-            pools: pools.clone(),
-            components: Arc::new(self.components),
-            settings,
-        });
+        let http_middleware = tower::ServiceBuilder::new()
+            .layer(HttpExtrasLayer {
+                api: api.clone(),
+                prometheus: self.prometheus,
+                pools: pools.clone(),
+                components: Arc::new(self.components),
+                settings,
+            })
+            .layer(body::BodyLayer { max: limits.max_request_body });
         let ping = PingConfig::new()
             .ping_interval(limits.ws_ping_interval)
             .inactive_limit(limits.ws_idle_timeout);

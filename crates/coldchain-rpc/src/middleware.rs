@@ -5,7 +5,7 @@
 
 use crate::{
     conn::{ChargeError, ConnCtx, Pools},
-    error::{METHOD_NOT_FOUND, error, method_not_found, timeout},
+    error::{INTERNAL_ERROR, METHOD_NOT_FOUND, error, method_not_found, timeout},
     eth::Api,
     health::{self, Components},
 };
@@ -129,11 +129,21 @@ where
             return MethodResponse::error(id, method_not_found(req.method_name()));
         };
         let started = Instant::now();
-        let mut rp = match tokio::time::timeout(self.config.timeout, self.inner.call(req)).await {
-            Ok(rp) => rp,
-            Err(_) => {
+        let call = tokio::time::timeout(self.config.timeout, self.inner.call(req));
+        let mut rp = match crate::panics::catch(call).await {
+            Ok(Ok(rp)) => rp,
+            Ok(Err(_)) => {
                 tracing::warn!(method = label, "call timed out");
                 MethodResponse::error(id.clone(), timeout())
+            }
+            Err(panic) => {
+                tracing::error!(
+                    method = label,
+                    message = %panic.message,
+                    location = panic.location.as_deref().unwrap_or("unknown"),
+                    "call panicked; answered -32603"
+                );
+                MethodResponse::error(id.clone(), error(INTERNAL_ERROR, "internal error (panic)"))
             }
         };
         // Over HTTP, jsonrpsee answers a subscription with a bare internal

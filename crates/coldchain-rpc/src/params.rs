@@ -3,14 +3,20 @@
 //! - Parameters are a JSON array; `"params": null`, `[]` and a missing
 //!   `params` all mean "no arguments". Trailing optional arguments may be
 //!   left out or `null`. Named (object) parameters are refused, as by geth.
-//! - Quantities are hex strings with a `0x` prefix and no leading zeros
-//!   (`"0x0"`, `"0x1a"`); JSON numbers and `"0x01"` are refused (geth's
-//!   `hexutil` rules; anvil is more lenient).
-//! - Hashes are 32 bytes and addresses 20 bytes, as `0x`-prefixed hex.
+//! - Hex follows geth's `hexutil` exactly, with its error messages: a `0x`
+//!   (or `0X`) prefix, then only the digits `0-9a-fA-F` (no sign, space or
+//!   underscore: `"0x+1a"` is refused). Quantities have at least one digit
+//!   and no leading zero (`"0x0"`, `"0x1a"`; not `"0x"`, `"0x01"`, JSON
+//!   numbers) and at most 64 bits (256 for [`decode_big`]); data has an even
+//!   number of digits; hashes are 32 bytes and addresses 20, exactly. Every
+//!   check is on bytes, so no input, however encoded, can panic a parser.
+//! - Block numbers are at most `i64::MAX`, as in geth; a block id string of
+//!   66 bytes is a hash, any other a number or tag (geth's
+//!   `BlockNumberOrHash`).
 //! - Block tags are `earliest`, `latest`, `safe`, `finalized` and `pending`.
 
 use crate::error::{RpcResult, invalid_argument, invalid_params};
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 use serde_json::Value;
 
 /// A block named by number or tag.
@@ -156,55 +162,197 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// Parses a quantity: `0x`-prefixed hex, no leading zeros, at most 64 bits.
+// geth's `hexutil` errors, word for word.
+const EMPTY_STRING: &str = "empty hex string";
+const SYNTAX: &str = "invalid hex string";
+const MISSING_PREFIX: &str = "hex string without 0x prefix";
+const ODD_LENGTH: &str = "hex string of odd length";
+const EMPTY_NUMBER: &str = "hex string \"0x\"";
+const LEADING_ZERO: &str = "hex number with leading zero digits";
+const UINT64_RANGE: &str = "hex number > 64 bits";
+const BIG256_RANGE: &str = "hex number > 256 bits";
+
+/// geth's wrapping of a `hexutil` error met while decoding a JSON value into
+/// a Go type (`json.UnmarshalTypeError`).
+fn type_error(message: &str, go_type: &str) -> String {
+    format!("json: cannot unmarshal {message} into Go value of type {go_type}")
+}
+
+/// The bytes after a `0x` or `0X` prefix (checked on bytes: never slices
+/// inside a UTF-8 character).
+fn strip_0x(s: &str) -> Option<&[u8]> {
+    match s.as_bytes() {
+        [b'0', b'x' | b'X', rest @ ..] => Some(rest),
+        _ => None,
+    }
+}
+
+/// One hex digit's value: only `0-9`, `a-f`, `A-F` (no signs, no spaces,
+/// no underscores).
+fn nibble(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The digits of a quantity: `0x` prefix, at least one digit, no leading
+/// zero (geth's `checkNumber`).
+fn number_digits(s: &str) -> Result<&[u8], &'static str> {
+    if s.is_empty() {
+        return Err(EMPTY_STRING);
+    }
+    let digits = strip_0x(s).ok_or(MISSING_PREFIX)?;
+    if digits.is_empty() {
+        return Err(EMPTY_NUMBER);
+    }
+    if digits.len() > 1 && digits[0] == b'0' {
+        return Err(LEADING_ZERO);
+    }
+    Ok(digits)
+}
+
+/// geth's `hexutil.DecodeUint64`: a quantity of at most 64 bits; errors in
+/// the order the digits are read (a bad digit before the 17th is a syntax
+/// error, an overflow before a bad digit a range error).
+pub fn decode_uint64(s: &str) -> Result<u64, &'static str> {
+    let mut n: u64 = 0;
+    for &b in number_digits(s)? {
+        let d = nibble(b).ok_or(SYNTAX)?;
+        n = n.checked_mul(16).and_then(|n| n.checked_add(u64::from(d))).ok_or(UINT64_RANGE)?;
+    }
+    Ok(n)
+}
+
+/// geth's `hexutil.DecodeBig`: a quantity of at most 256 bits.
+pub fn decode_big(s: &str) -> Result<U256, &'static str> {
+    let digits = number_digits(s)?;
+    if digits.len() > 64 {
+        return Err(BIG256_RANGE);
+    }
+    let mut n = U256::ZERO;
+    for &b in digits {
+        n = (n << 4) | U256::from(nibble(b).ok_or(SYNTAX)?);
+    }
+    Ok(n)
+}
+
+/// geth's `hexutil.Decode`: data, `0x`-prefixed, an even number of digits
+/// (`"0x"` is no bytes).
+pub fn decode_data(s: &str) -> Result<Vec<u8>, &'static str> {
+    if s.is_empty() {
+        return Err(EMPTY_STRING);
+    }
+    let digits = strip_0x(s).ok_or(MISSING_PREFIX)?;
+    let mut out = Vec::with_capacity(digits.len() / 2);
+    // As Go's `hex.DecodeString`: a bad digit anywhere, even a lone last
+    // one, is reported before an odd length.
+    for pair in digits.chunks(2) {
+        let hi = nibble(pair[0]).ok_or(SYNTAX)?;
+        let [_, lo] = pair else { return Err(ODD_LENGTH) };
+        out.push((hi << 4) | nibble(*lo).ok_or(SYNTAX)?);
+    }
+    Ok(out)
+}
+
+/// geth's `hexutil.UnmarshalFixedText`: exactly `N` bytes, `0x`-prefixed.
+/// The length is checked in bytes of the text, before any digit.
+pub fn decode_fixed<const N: usize>(s: &str, go_type: &str) -> Result<[u8; N], String> {
+    let digits = match strip_0x(s) {
+        Some(digits) => digits,
+        None if s.is_empty() => &[][..],
+        None => return Err(MISSING_PREFIX.to_owned()),
+    };
+    if digits.len() % 2 != 0 {
+        return Err(ODD_LENGTH.to_owned());
+    }
+    if digits.len() != 2 * N {
+        return Err(format!(
+            "hex string has length {}, want {} for {go_type}",
+            digits.len(),
+            2 * N
+        ));
+    }
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (nibble(pair[0]).ok_or(SYNTAX)? << 4) | nibble(pair[1]).ok_or(SYNTAX)?;
+    }
+    Ok(out)
+}
+
+/// Parses a quantity argument as geth's `hexutil.Uint64`/`hexutil.Uint`: a
+/// JSON string, `0x`-prefixed hex, no leading zeros, at most 64 bits. (geth
+/// reads `""` as 0 here; coldchain refuses it as `hexutil.Decode*` do.)
 pub fn parse_quantity(v: &Value) -> Result<u64, String> {
     let Value::String(s) = v else {
-        return Err(format!("cannot unmarshal {} into a hex quantity", kind(v)));
+        return Err(type_error("non-string", "hexutil.Uint64"));
     };
-    parse_quantity_str(s)
+    parse_quantity_str(s).map_err(|e| type_error(e, "hexutil.Uint64"))
 }
 
-/// [`parse_quantity`] on a string.
-pub fn parse_quantity_str(s: &str) -> Result<u64, String> {
-    let digits = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .ok_or_else(|| "hex string without 0x prefix".to_owned())?;
-    if digits.is_empty() {
-        return Err("hex string \"0x\"".to_owned());
-    }
-    if digits.len() > 1 && digits.starts_with('0') {
-        return Err("hex number with leading zero digits".to_owned());
-    }
+/// [`parse_quantity`] on a string, with the bare `hexutil` message: the
+/// length is checked before the digits, as `Uint64.UnmarshalText` does.
+pub fn parse_quantity_str(s: &str) -> Result<u64, &'static str> {
+    let digits = number_digits(s)?;
     if digits.len() > 16 {
-        return Err("hex number > 64 bits".to_owned());
+        return Err(UINT64_RANGE);
     }
-    u64::from_str_radix(digits, 16).map_err(|_| "invalid hex string".to_owned())
+    decode_uint64(s)
 }
 
-/// Parses a block number or tag.
-pub fn parse_block_tag(v: &Value) -> Result<BlockTag, String> {
-    let Value::String(s) = v else {
-        return Err(format!("cannot unmarshal {} into a block number", kind(v)));
-    };
-    Ok(match s.as_str() {
+/// A block tag's name, if `s` is one.
+fn tag_of(s: &str) -> Option<BlockTag> {
+    Some(match s {
         "earliest" => BlockTag::Earliest,
         "latest" => BlockTag::Latest,
         "safe" => BlockTag::Safe,
         "finalized" => BlockTag::Finalized,
         "pending" => BlockTag::Pending,
-        other => BlockTag::Number(parse_quantity_str(other)?),
+        _ => return None,
     })
 }
 
+/// Parses a block number or tag (geth's `rpc.BlockNumber`): a tag, or a
+/// quantity of at most `i64::MAX`.
+pub fn parse_block_tag(v: &Value) -> Result<BlockTag, String> {
+    let Value::String(s) = v else {
+        // geth decodes the raw JSON text, so a number is "without 0x prefix".
+        return match v {
+            Value::Number(_) => Err(MISSING_PREFIX.to_owned()),
+            other => Err(format!("cannot unmarshal {} into a block number", kind(other))),
+        };
+    };
+    if let Some(tag) = tag_of(s) {
+        return Ok(tag);
+    }
+    let n = decode_uint64(s)?;
+    if n > i64::MAX as u64 {
+        return Err("block number larger than int64".to_owned());
+    }
+    Ok(BlockTag::Number(n))
+}
+
 /// Parses a block number, tag or hash, or an EIP-1898 object
-/// (`{"blockHash": h, "requireCanonical": b}` or `{"blockNumber": n}`).
+/// (`{"blockHash": h, "requireCanonical": b}` or `{"blockNumber": n}`), as
+/// geth's `rpc.BlockNumberOrHash`: a string of 66 bytes is a hash, any
+/// other a number or tag.
 pub fn parse_block_id(v: &Value) -> Result<BlockId, String> {
     match v {
-        Value::String(s) if s.len() == 66 && s.starts_with("0x") => {
-            Ok(BlockId::Hash(parse_fixed::<32>(s, "common.Hash")?.into()))
+        Value::String(s) if s.len() == 66 => {
+            Ok(BlockId::Hash(decode_fixed::<32>(s, "common.Hash")?.into()))
         }
-        Value::String(_) => parse_block_tag(v).map(BlockId::Tag),
+        Value::String(s) => {
+            if let Some(tag) = tag_of(s) {
+                return Ok(BlockId::Tag(tag));
+            }
+            let n = decode_uint64(s)?;
+            if n > i64::MAX as u64 {
+                return Err("blocknumber too high".to_owned());
+            }
+            Ok(BlockId::Tag(BlockTag::Number(n)))
+        }
         Value::Object(map) => {
             for key in map.keys() {
                 if !matches!(key.as_str(), "blockHash" | "blockNumber" | "requireCanonical") {
@@ -232,40 +380,23 @@ pub fn parse_block_id(v: &Value) -> Result<BlockId, String> {
     }
 }
 
-fn parse_fixed<const N: usize>(s: &str, type_name: &str) -> Result<[u8; N], String> {
-    let digits = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .ok_or_else(|| "hex string without 0x prefix".to_owned())?;
-    if digits.len() != 2 * N {
-        return Err(format!(
-            "hex string has length {}, want {} for {type_name}",
-            digits.len(),
-            2 * N
-        ));
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16)
-            .map_err(|_| "invalid hex string".to_owned())?;
-    }
-    Ok(out)
+/// A fixed-size value as geth decodes it from JSON: a string, else a type
+/// error; `hexutil` errors wrapped, the length error bare.
+fn parse_fixed_json<const N: usize>(v: &Value, go_type: &str) -> Result<[u8; N], String> {
+    let Value::String(s) = v else { return Err(type_error("non-string", go_type)) };
+    decode_fixed::<N>(s, go_type).map_err(|e| {
+        if e.starts_with("hex string has length") { e } else { type_error(&e, go_type) }
+    })
 }
 
 /// Parses a 32-byte hash.
 pub fn parse_hash(v: &Value) -> Result<B256, String> {
-    match v {
-        Value::String(s) => parse_fixed::<32>(s, "common.Hash").map(B256::from),
-        other => Err(format!("cannot unmarshal {} into a hash", kind(other))),
-    }
+    parse_fixed_json::<32>(v, "common.Hash").map(B256::from)
 }
 
 /// Parses a 20-byte address (any letter case; the checksum is not checked).
 pub fn parse_address(v: &Value) -> Result<Address, String> {
-    match v {
-        Value::String(s) => parse_fixed::<20>(s, "common.Address").map(Address::from),
-        other => Err(format!("cannot unmarshal {} into an address", kind(other))),
-    }
+    parse_fixed_json::<20>(v, "common.Address").map(Address::from)
 }
 
 /// Parses an `eth_getLogs` filter object with geth's rules: `address` is one
@@ -362,6 +493,138 @@ mod tests {
         assert!(parse_quantity(&json!(1)).is_err());
     }
 
+    /// geth's `TestDecodeUint64` cases (common/hexutil/hexutil_test.go),
+    /// plus the inputs of issue #19.
+    #[test]
+    fn decode_uint64_table() {
+        let ok: &[(&str, u64)] = &[
+            ("0x0", 0),
+            ("0x2", 0x2),
+            ("0x2F2", 0x2f2),
+            ("0X2F2", 0x2f2),
+            ("0x1122aaff", 0x1122aaff),
+            ("0xbbb", 0xbbb),
+            ("0xffffffffffffffff", 0xffffffffffffffff),
+        ];
+        for (input, want) in ok {
+            assert_eq!(decode_uint64(input), Ok(*want), "{input:?}");
+            assert_eq!(parse_quantity_str(input), Ok(*want), "{input:?}");
+        }
+        let bad: &[(&str, &str)] = &[
+            ("", EMPTY_STRING),
+            ("0", MISSING_PREFIX),
+            ("0x", EMPTY_NUMBER),
+            ("0x01", LEADING_ZERO),
+            ("0xfffffffffffffffff", UINT64_RANGE),
+            ("0xx", SYNTAX),
+            ("0x1zz01", SYNTAX),
+            ("0x+1a", SYNTAX),
+            ("0x-1", SYNTAX),
+            ("0x 1", SYNTAX),
+            ("0x1_0", SYNTAX),
+            ("0xé", SYNTAX),
+            ("0x1é", SYNTAX),
+            ("é", MISSING_PREFIX),
+            ("0é", MISSING_PREFIX),
+        ];
+        for (input, want) in bad {
+            assert_eq!(decode_uint64(input), Err(*want), "{input:?}");
+            assert_eq!(parse_quantity_str(input), Err(*want), "{input:?}");
+        }
+        // The JSON reading checks the length first; DecodeUint64 reads in order.
+        assert_eq!(parse_quantity_str("0xz0000000000000000"), Err(UINT64_RANGE));
+        assert_eq!(decode_uint64("0xz0000000000000000"), Err(SYNTAX));
+        assert_eq!(
+            parse_quantity(&json!("0x+1a")),
+            Err("json: cannot unmarshal invalid hex string into Go value of type hexutil.Uint64"
+                .to_owned())
+        );
+        assert_eq!(
+            parse_quantity(&json!(26)),
+            Err("json: cannot unmarshal non-string into Go value of type hexutil.Uint64".to_owned())
+        );
+    }
+
+    /// geth's `TestDecodeBig` cases.
+    #[test]
+    fn decode_big_table() {
+        assert_eq!(decode_big("0x0"), Ok(U256::ZERO));
+        assert_eq!(decode_big("0x2F2"), Ok(U256::from(0x2f2)));
+        assert_eq!(decode_big("0x1122aaff"), Ok(U256::from(0x1122aaff)));
+        assert_eq!(decode_big(&format!("0x{}", "f".repeat(64))), Ok(U256::MAX));
+        assert_eq!(decode_big(&format!("0x1{}", "0".repeat(64))), Err(BIG256_RANGE));
+        assert_eq!(decode_big(""), Err(EMPTY_STRING));
+        assert_eq!(decode_big("0"), Err(MISSING_PREFIX));
+        assert_eq!(decode_big("0x"), Err(EMPTY_NUMBER));
+        assert_eq!(decode_big("0x01"), Err(LEADING_ZERO));
+        assert_eq!(decode_big("0xx"), Err(SYNTAX));
+        assert_eq!(decode_big("0x1zz01"), Err(SYNTAX));
+        assert_eq!(decode_big("0x+1"), Err(SYNTAX));
+        assert_eq!(decode_big("0xé"), Err(SYNTAX));
+    }
+
+    /// geth's `TestDecode` cases (bytes).
+    #[test]
+    fn decode_data_table() {
+        assert_eq!(decode_data("0x"), Ok(vec![]));
+        assert_eq!(decode_data("0x02"), Ok(vec![0x02]));
+        assert_eq!(decode_data("0X02"), Ok(vec![0x02]));
+        assert_eq!(decode_data("0xffffffffff"), Ok(vec![0xff; 5]));
+        assert_eq!(decode_data("0xAbCd"), Ok(vec![0xab, 0xcd]));
+        assert_eq!(decode_data(""), Err(EMPTY_STRING));
+        assert_eq!(decode_data("0"), Err(MISSING_PREFIX));
+        assert_eq!(decode_data("0x0"), Err(ODD_LENGTH));
+        assert_eq!(decode_data("0x023"), Err(ODD_LENGTH));
+        assert_eq!(decode_data("0xxx"), Err(SYNTAX));
+        assert_eq!(decode_data("0x01zz01"), Err(SYNTAX));
+        assert_eq!(decode_data("0x+1"), Err(SYNTAX));
+        // "é" is two bytes: even length, bad digits, no panic.
+        assert_eq!(decode_data("0xé"), Err(SYNTAX));
+        assert_eq!(decode_data("0x1é"), Err(SYNTAX));
+        assert_eq!(decode_data("0x02z"), Err(SYNTAX));
+    }
+
+    /// geth's `UnmarshalFixedText` rules, and the non-ASCII inputs of issue
+    /// #19 that used to panic (byte slicing inside a character).
+    #[test]
+    fn fixed_size_values() {
+        let h = format!("0x{}", "ab".repeat(32));
+        assert_eq!(parse_hash(&json!(h)), Ok(B256::repeat_byte(0xab)));
+        assert_eq!(
+            parse_hash(&json!(h.to_uppercase().replace("0X", "0x"))).unwrap(),
+            B256::repeat_byte(0xab)
+        );
+        let a = format!("0x{}", "Cd".repeat(20));
+        assert_eq!(parse_address(&json!(a)), Ok(Address::repeat_byte(0xcd)));
+        let cases: &[(String, String)] = &[
+            (String::new(), "hex string has length 0, want 64 for common.Hash".into()),
+            ("0x".into(), "hex string has length 0, want 64 for common.Hash".into()),
+            ("0xabc".into(), type_error(ODD_LENGTH, "common.Hash")),
+            ("0xabcd".into(), "hex string has length 4, want 64 for common.Hash".into()),
+            ("ab".repeat(33), type_error(MISSING_PREFIX, "common.Hash")),
+            (format!("0x{}", "zz".repeat(32)), type_error(SYNTAX, "common.Hash")),
+            (format!("0x+{}", "1".repeat(63)), type_error(SYNTAX, "common.Hash")),
+            // 66 bytes with a two-byte character across a digit pair.
+            (format!("0x{}é{}", "a".repeat(31), "b".repeat(31)), type_error(SYNTAX, "common.Hash")),
+            (format!("0x{}é", "a".repeat(62)), type_error(SYNTAX, "common.Hash")),
+            (format!("0x{}€", "a".repeat(61)), type_error(SYNTAX, "common.Hash")),
+            (format!("0x{}", "é".repeat(32)), type_error(SYNTAX, "common.Hash")),
+            (format!("é{}", "a".repeat(64)), type_error(MISSING_PREFIX, "common.Hash")),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_hash(&json!(input)).as_ref(), Err(want), "{input:?}");
+        }
+        assert_eq!(parse_hash(&json!(1)), Err(type_error("non-string", "common.Hash")),);
+        assert_eq!(
+            parse_address(&json!(format!("0x{}é{}", "a".repeat(19), "b".repeat(19)))),
+            Err(type_error(SYNTAX, "common.Address"))
+        );
+        assert_eq!(
+            parse_address(&json!("0x12")),
+            Err("hex string has length 2, want 40 for common.Address".to_owned())
+        );
+    }
+
     #[test]
     fn block_ids() {
         assert_eq!(parse_block_tag(&json!("latest")), Ok(BlockTag::Latest));
@@ -379,7 +642,71 @@ mod tests {
         );
         assert!(parse_block_id(&json!({"blockNumber": "0x5", "blockHash": h})).is_err());
         assert!(parse_block_id(&json!("0xabc")).is_ok());
-        assert!(parse_hash(&json!("0xabc")).unwrap_err().contains("want 64"));
+        assert!(parse_hash(&json!("0xabc")).unwrap_err().contains("odd length"));
+    }
+
+    /// Block numbers, tags and EIP-1898 objects by geth's rules
+    /// (`rpc.BlockNumber`, `rpc.BlockNumberOrHash`).
+    #[test]
+    fn block_id_table() {
+        let tags = [
+            ("earliest", BlockTag::Earliest),
+            ("latest", BlockTag::Latest),
+            ("safe", BlockTag::Safe),
+            ("finalized", BlockTag::Finalized),
+            ("pending", BlockTag::Pending),
+            ("0x0", BlockTag::Number(0)),
+            ("0X1F", BlockTag::Number(31)),
+            ("0x7fffffffffffffff", BlockTag::Number(i64::MAX as u64)),
+        ];
+        for (input, want) in tags {
+            assert_eq!(parse_block_tag(&json!(input)), Ok(want), "{input}");
+            assert_eq!(parse_block_id(&json!(input)), Ok(BlockId::Tag(want)), "{input}");
+            assert_eq!(
+                parse_block_id(&json!({"blockNumber": input})),
+                Ok(BlockId::Tag(want)),
+                "{input}"
+            );
+        }
+        let bad_tags: &[(&str, &str)] = &[
+            ("", EMPTY_STRING),
+            ("Latest", MISSING_PREFIX),
+            ("latest ", MISSING_PREFIX),
+            ("0x", EMPTY_NUMBER),
+            ("0x01", LEADING_ZERO),
+            ("0x+1a", SYNTAX),
+            ("0xé", SYNTAX),
+            ("0x1é", SYNTAX),
+            ("0x10000000000000000", UINT64_RANGE),
+        ];
+        for (input, want) in bad_tags {
+            assert_eq!(parse_block_tag(&json!(input)), Err((*want).to_owned()), "{input:?}");
+            assert_eq!(parse_block_id(&json!(input)), Err((*want).to_owned()), "{input:?}");
+        }
+        assert_eq!(parse_block_tag(&json!(5)), Err(MISSING_PREFIX.to_owned()));
+        assert_eq!(
+            parse_block_tag(&json!("0x8000000000000000")),
+            Err("block number larger than int64".to_owned())
+        );
+        assert_eq!(
+            parse_block_id(&json!("0x8000000000000000")),
+            Err("blocknumber too high".to_owned())
+        );
+        // A 66-byte string is a hash, whatever it holds.
+        let non_ascii = format!("0x{}é{}", "a".repeat(31), "b".repeat(31));
+        assert_eq!(non_ascii.len(), 66);
+        assert_eq!(parse_block_id(&json!(non_ascii)), Err(SYNTAX.to_owned()));
+        assert_eq!(parse_block_id(&json!("x".repeat(66))), Err(MISSING_PREFIX.to_owned()));
+        assert_eq!(
+            parse_block_id(&json!({"blockHash": non_ascii})),
+            Err(type_error(SYNTAX, "common.Hash"))
+        );
+        assert_eq!(parse_block_id(&json!({"blockNumber": "0x+1a"})), Err(SYNTAX.to_owned()));
+        let h = format!("0x{}", "ab".repeat(32));
+        assert!(parse_block_id(&json!({"blockHash": h, "requireCanonical": "yes"})).is_err());
+        assert!(parse_block_id(&json!({})).is_err());
+        assert!(parse_block_id(&json!([])).is_err());
+        assert!(parse_block_id(&json!(true)).is_err());
     }
 
     #[test]

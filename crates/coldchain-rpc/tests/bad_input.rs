@@ -317,3 +317,205 @@ async fn many_concurrent_clients_all_get_answers() {
     tokio::time::timeout(Duration::from_secs(60), all).await.expect("no hang");
     s.stop().await;
 }
+
+/// Issue #19: hashes, addresses and block ids of the right byte length
+/// with a non-ASCII character panicked the handler (byte slicing inside a
+/// character), and `"0x+1a"` was read as 26. Each is `-32602` now, alone,
+/// in a batch next to valid calls, and over WebSocket.
+#[tokio::test]
+async fn non_ascii_and_signed_hex_are_refused_without_panic() {
+    let s = TestServer::with_blocks(chain(0, 3), RpcConfig::default()).await;
+    // 66 and 42 bytes: the lengths of a hash and an address, with "é"
+    // (two bytes) across a digit pair.
+    let hash = format!("0x{}é{}", "a".repeat(31), "b".repeat(31));
+    let address = format!("0x{}é{}", "a".repeat(19), "b".repeat(19));
+    assert_eq!((hash.len(), address.len()), (66, 42));
+    let cases = [
+        ("eth_getBlockByHash", json!([hash, false])),
+        ("eth_getTransactionByHash", json!([hash])),
+        ("eth_getTransactionReceipt", json!([hash])),
+        ("eth_getBlockTransactionCountByHash", json!([hash])),
+        ("eth_getTransactionByBlockHashAndIndex", json!([hash, "0x0"])),
+        ("eth_getBlockReceipts", json!([hash])),
+        ("eth_getBlockReceipts", json!([{"blockHash": hash}])),
+        ("eth_getBlockReceipts", json!(["0x€"])),
+        ("eth_getLogs", json!([{"address": address}])),
+        ("eth_getLogs", json!([{"address": [address]}])),
+        ("eth_getLogs", json!([{"topics": [hash]}])),
+        ("eth_getLogs", json!([{"topics": [[hash]]}])),
+        ("eth_getLogs", json!([{"blockHash": hash}])),
+        ("eth_getLogs", json!([{"fromBlock": "0x+1"}])),
+        ("eth_getBlockByNumber", json!(["0x+1a", false])),
+        ("eth_getBlockByNumber", json!(["0x-1", false])),
+        ("eth_getBlockByNumber", json!(["0xé", false])),
+        ("eth_getTransactionByBlockNumberAndIndex", json!(["0x1", "0x+0"])),
+    ];
+    for (method, params) in &cases {
+        let e = s.error(method, params.clone()).await;
+        assert_eq!(e["code"], -32602, "{method} {params}: {e}");
+    }
+    let e = s.error("eth_getBlockByNumber", json!(["0x+1a", false])).await;
+    assert_eq!(e["message"], "invalid argument 0: invalid hex string");
+
+    // One batch with all of them between two valid calls.
+    let mut batch = vec![json!({"jsonrpc": "2.0", "id": 0, "method": "eth_chainId"})];
+    for (i, (method, params)) in cases.iter().enumerate() {
+        batch.push(json!({"jsonrpc": "2.0", "id": i + 1, "method": method, "params": params}));
+    }
+    batch.push(json!({"jsonrpc": "2.0", "id": 999, "method": "eth_blockNumber"}));
+    let answer = s.post(&json!(batch).to_string()).await;
+    let answers = answer.as_array().unwrap_or_else(|| panic!("a batch answer: {answer}"));
+    assert_eq!(answers.len(), cases.len() + 2, "{answer}");
+    for a in answers {
+        match a["id"].as_u64() {
+            Some(0) => assert_eq!(a["result"], "0x1"),
+            Some(999) => assert_eq!(a["result"], "0x2"),
+            _ => assert_eq!(a["error"]["code"], -32602, "{a}"),
+        }
+    }
+
+    // Over WebSocket each is answered and the connection stays.
+    let mut ws = Ws::connect(s.addr).await;
+    for (method, params) in &cases {
+        let (answer, _) = ws.call(method, params.clone()).await;
+        assert_eq!(answer["error"]["code"], -32602, "{method} {params}: {answer}");
+    }
+    let (answer, _) = ws.call("eth_blockNumber", Value::Null).await;
+    assert_eq!(answer["result"], "0x2");
+    still_serving(&s).await;
+    s.stop().await;
+}
+
+/// A panic in a call (here the test-only `coldchain_testPanic`) is that
+/// call's `-32603`: the batch's other calls, the HTTP connection and the
+/// WebSocket are untouched.
+#[tokio::test]
+async fn a_panicking_call_is_answered_32603_alone() {
+    let s = TestServer::with_blocks(chain(0, 3), RpcConfig::default()).await;
+    let e = s.error("coldchain_testPanic", json!(["boom"])).await;
+    assert_eq!(e["code"], -32603, "{e}");
+    assert_eq!(e["message"], "internal error (panic)");
+
+    let answer = s
+        .post(
+            &json!([
+                {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
+                {"jsonrpc": "2.0", "id": 2, "method": "coldchain_testPanic", "params": ["boom"]},
+                {"jsonrpc": "2.0", "id": 3, "method": "eth_blockNumber"},
+            ])
+            .to_string(),
+        )
+        .await;
+    assert_eq!(answer[0]["result"], "0x1", "{answer}");
+    assert_eq!(answer[1]["error"]["code"], -32603, "{answer}");
+    assert_eq!(answer[1]["id"], 2, "{answer}");
+    assert_eq!(answer[2]["result"], "0x2", "{answer}");
+
+    // Keep-alive: the same HTTP connection answers the next request.
+    let call = br#"{"jsonrpc":"2.0","id":1,"method":"coldchain_testPanic","params":["x"]}"#;
+    let next = br#"{"jsonrpc":"2.0","id":2,"method":"eth_chainId"}"#;
+    let mut raw = Vec::new();
+    for (body, close) in [(&call[..], ""), (&next[..], "Connection: close\r\n")] {
+        raw.extend_from_slice(
+            format!(
+                "POST / HTTP/1.1\r\nHost: x\r\n{close}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        raw.extend_from_slice(body);
+    }
+    let answer = raw_exchange(s.addr, &raw, Duration::from_secs(5)).await;
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+    assert!(answer.contains("-32603") && answer.contains("\"result\":\"0x1\""), "{answer}");
+
+    let mut ws = Ws::connect(s.addr).await;
+    let (answer, _) = ws.call("coldchain_testPanic", json!(["boom"])).await;
+    assert_eq!(answer["error"]["code"], -32603, "{answer}");
+    let (answer, _) = ws.call("eth_blockNumber", Value::Null).await;
+    assert_eq!(answer["result"], "0x2");
+    still_serving(&s).await;
+    s.stop().await;
+}
+
+/// The smaller findings of issue #19: a chunked body above the limit is
+/// 413 (was 500 `-32603`), truncated JSON is 400 `-32700` (was 200), and an
+/// id that is an object, array or boolean is `-32600` with `id: null` (was
+/// an empty answer).
+#[tokio::test]
+async fn bad_envelopes_get_the_answers_a_node_gives() {
+    let limits = Limits { max_request_body: 2_000, ..Limits::default() };
+    let s =
+        TestServer::with_blocks(chain(0, 3), RpcConfig { limits, ..RpcConfig::default() }).await;
+    let chunked = |body: &str| {
+        let mut raw = String::from(
+            "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\n\r\n",
+        );
+        for chunk in body.as_bytes().chunks(500) {
+            raw.push_str(&format!("{:x}\r\n{}\r\n", chunk.len(), String::from_utf8_lossy(chunk)));
+        }
+        raw.push_str("0\r\n\r\n");
+        raw
+    };
+    let big =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": ["x".repeat(3_000)]});
+    let answer =
+        raw_exchange(s.addr, chunked(&big.to_string()).as_bytes(), Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let small = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"});
+    let answer =
+        raw_exchange(s.addr, chunked(&small.to_string()).as_bytes(), Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("\"0x1\""), "{answer}");
+
+    for body in [
+        &br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId""#[..],
+        br#"{"jsonrpc":"2.0","id":1,"#,
+        br#"[{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}"#,
+        br#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId"} trailing"#,
+        b"not json",
+    ] {
+        let answer = s.client.post(body).await.unwrap();
+        let text = String::from_utf8_lossy(&answer.body);
+        assert_eq!(answer.status, 400, "{}: {text}", String::from_utf8_lossy(body));
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["error"]["code"], -32700, "{text}");
+        assert_eq!(value["id"], Value::Null, "{text}");
+    }
+
+    for id in [json!({}), json!({"a": 1}), json!([]), json!([1]), json!(true), json!(false)] {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "eth_chainId"});
+        let answer = s.client.post(body.to_string().as_bytes()).await.unwrap();
+        let text = String::from_utf8_lossy(&answer.body);
+        assert_eq!(answer.status, 200, "{body}: {text}");
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["error"]["code"], -32600, "{body}: {text}");
+        assert_eq!(value["id"], Value::Null, "{body}: {text}");
+    }
+    let answer = s
+        .post(
+            &json!([
+                {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
+                {"jsonrpc": "2.0", "id": {}, "method": "eth_chainId"},
+                {"jsonrpc": "2.0", "method": "eth_chainId"},
+            ])
+            .to_string(),
+        )
+        .await;
+    let answers = answer.as_array().unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(answers.len(), 2, "the notification is not answered: {answer}");
+    assert_eq!(answers[0]["result"], "0x1", "{answer}");
+    assert_eq!(answers[1]["error"]["code"], -32600, "{answer}");
+    assert_eq!(answers[1]["id"], Value::Null, "{answer}");
+    // A notification alone is still answered with no error (jsonrpsee's
+    // `null`).
+    let answer = s.client.post(br#"{"jsonrpc":"2.0","method":"eth_chainId"}"#).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(
+        matches!(&answer.body[..], b"" | b"null"),
+        "{:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    still_serving(&s).await;
+    s.stop().await;
+}

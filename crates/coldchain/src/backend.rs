@@ -24,7 +24,10 @@
 //!    handle then lets reads run during writes; otherwise it drains all reads
 //!    before each write.
 //! 5. **Log queries** follow [`crate::filter`]: exact `eth_getLogs` semantics,
-//!    ordered, `TooManyLogs` rather than a partial answer.
+//!    ordered, `TooManyLogs` rather than a partial answer. `max_logs`
+//!    applies at block boundaries: the first matching block comes back
+//!    whole whatever its size, and `TooManyLogs::fits_to` names the last
+//!    block of the longest range that fits, from the same scan.
 //! 6. **Absence is not an error**: unknown numbers and hashes are `Ok(None)`.
 //!
 //! Run `coldchain::testing::conformance` (feature `test-utils`) and the
@@ -177,7 +180,7 @@ impl<'a> LogEmitter<'a> {
     /// Sends one log. `Ok(false)` when the consumer has gone (stop quietly).
     pub async fn emit(&mut self, log: RpcLog) -> ColdResult<bool> {
         if self.sent == self.max_logs {
-            return Err(ColdError::TooManyLogs { limit: self.max_logs });
+            return Err(ColdError::TooManyLogs { limit: self.max_logs, fits_to: None });
         }
         self.sent += 1;
         tokio::select! {

@@ -55,11 +55,19 @@ pub enum ColdError {
     /// A log filter is malformed.
     #[error("invalid log filter: {0}")]
     InvalidFilter(String),
-    /// A log query matched more logs than allowed.
-    #[error("query matched more than {limit} logs; narrow the block range or the filter")]
+    /// A log query matched more logs than allowed. `get_logs` applies the
+    /// limit at block boundaries (see [`crate::filter`]) and says which
+    /// blocks fit; a log stream stops after exactly `limit` logs.
+    #[error("query matched more than {limit} logs; narrow the block range or the filter{}",
+        fits_to.map(|b| format!(" (the range up to block {b} fits)")).unwrap_or_default())]
     TooManyLogs {
         /// The maximum number of logs the caller allowed.
         limit: usize,
+        /// `get_logs`: the last block of the longest range from the query's
+        /// start that fits, found by the scan that hit the limit (always at
+        /// least the first block with a match, which is returned whole when
+        /// it is alone). `None` from a log stream.
+        fits_to: Option<BlockNumber>,
     },
     /// A filter named a block hash that the store does not hold.
     #[error("unknown block hash {0}")]

@@ -7,8 +7,19 @@
 //! - Addresses: a set, OR-ed; empty matches every address.
 //! - Topics: up to four positions, AND-ed; each position is `None` (wildcard)
 //!   or a set OR-ed within; an empty set is a wildcard too, as in geth.
-//! - Results are ordered by (block, transaction index, log index); more than
-//!   `max_logs` matches is [`ColdError::TooManyLogs`], never a partial answer.
+//! - Results are ordered by (block, transaction index, log index).
+//! - The `max_logs` limit of `get_logs` applies at block boundaries: a query
+//!   never splits a block. The first block with a match is always returned
+//!   whole, however many logs it has (so a one-block query, or one by hash,
+//!   always answers); when the matches of a later block would bring the
+//!   total above `max_logs`, the query fails with
+//!   [`ColdError::TooManyLogs`] whose `fits_to` is the block before that one:
+//!   the range from the query's start to `fits_to` is the longest that fits
+//!   (at most `max_logs` matches, or just the first block). Never a partial
+//!   answer. [`LogLimit`] is the rule, [`LogCollector`] applies it.
+//! - Log streams keep a plain cut: exactly `max_logs` logs, then
+//!   `TooManyLogs` with `fits_to: None` (a stream is consumed as it comes,
+//!   so there is no answer to keep whole).
 
 use crate::{ColdError, ColdResult};
 use alloy::primitives::{Address, B256, BlockNumber, Bloom, BloomInput, Log};
@@ -167,25 +178,59 @@ impl LogFilter {
     }
 }
 
-/// Collects matches under a `max_logs` cap: pushing beyond the cap fails with
-/// [`ColdError::TooManyLogs`]. Exactly `max_logs` matches is fine.
+/// The `max_logs` rule of `get_logs`, at block boundaries (see the
+/// [module docs](self)), for matches admitted in order.
+#[derive(Debug, Clone, Copy)]
+pub struct LogLimit {
+    limit: usize,
+    count: usize,
+    first_block: Option<BlockNumber>,
+}
+
+impl LogLimit {
+    /// A limit of `limit` matches.
+    pub const fn new(limit: usize) -> Self {
+        Self { limit, count: 0, first_block: None }
+    }
+
+    /// Admits one more match, in block `block` (blocks never decrease):
+    /// fine while the total is at most the limit or the match is in the
+    /// first block; else `TooManyLogs` with `fits_to: block - 1`.
+    pub fn admit(&mut self, block: BlockNumber) -> ColdResult<()> {
+        let first = *self.first_block.get_or_insert(block);
+        if self.count >= self.limit && block != first {
+            return Err(ColdError::TooManyLogs {
+                limit: self.limit,
+                fits_to: Some(block.saturating_sub(1).max(first)),
+            });
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Matches admitted so far.
+    pub const fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// Collects matches under [`LogLimit`]: the first block whole, then at most
+/// `limit` matches in all. Exactly `limit` matches is fine.
 #[derive(Debug)]
 pub struct LogCollector {
-    limit: usize,
+    limit: LogLimit,
     logs: Vec<crate::RpcLog>,
 }
 
 impl LogCollector {
-    /// A collector that accepts at most `limit` logs.
+    /// A collector with a limit of `limit` logs.
     pub fn new(limit: usize) -> Self {
-        Self { limit, logs: Vec::new() }
+        Self { limit: LogLimit::new(limit), logs: Vec::new() }
     }
 
-    /// Adds one match.
+    /// Adds one match (in order; a stored log always has its block number).
     pub fn push(&mut self, log: crate::RpcLog) -> ColdResult<()> {
-        if self.logs.len() >= self.limit {
-            return Err(ColdError::TooManyLogs { limit: self.limit });
-        }
+        self.limit.admit(log.block_number.unwrap_or_default())?;
         self.logs.push(log);
         Ok(())
     }

@@ -473,7 +473,7 @@ async fn c7_stream_yields_in_order_equal_to_get_logs_then_ends() {
             .await;
         assert_eq!(items.len(), 4);
         assert!(items[..3].iter().all(|r| r.is_ok()));
-        assert!(matches!(items[3], Err(ColdError::TooManyLogs { limit: 3 })));
+        assert!(matches!(items[3], Err(ColdError::TooManyLogs { limit: 3, fits_to: None })));
     }
 }
 

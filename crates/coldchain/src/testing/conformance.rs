@@ -27,7 +27,10 @@
 //! - `truncate_above` and `drain_above`, including a reorg to a different fork
 //!   at the same heights;
 //! - `get_logs` with every edge of [`crate::filter`], compared against a
-//!   brute-force scan of the appended blocks.
+//!   brute-force scan of the appended blocks, and the block-boundary rule of
+//!   `max_logs`: the first matching block comes back whole, `fits_to` of
+//!   `TooManyLogs` names a range that is answered, and a client that splits
+//!   ranges by it reaches every log.
 //!
 //! # Streams
 //!
@@ -134,6 +137,8 @@ where
         reorg_to_other_fork_forgets_old_blocks,
         drain_above_returns_removed_blocks,
         logs_max_logs_boundary,
+        logs_first_block_comes_back_whole,
+        logs_suggested_range_fits,
         logs_wildcard_topic_positions,
         logs_empty_address_list_matches_all,
         logs_address_or,
@@ -1021,6 +1026,46 @@ async fn logs_setup<B: ColdBackend>(b: &mut B) -> (Vec<BlockData>, u64) {
     (blocks, tip)
 }
 
+/// What `get_logs(max)` must answer for these matches (in order), by the
+/// block-boundary rule, computed per block: the first matching block always
+/// counts whole; a later block whose matches bring the total above `max`
+/// fails the query with `fits_to` the block before it.
+fn limited(all: &[RpcLog], max: usize) -> Result<Vec<RpcLog>, BlockNumber> {
+    let mut blocks: Vec<(BlockNumber, usize)> = Vec::new();
+    for log in all {
+        let n = log.block_number.expect("stored logs have a block number");
+        match blocks.last_mut() {
+            Some((last, count)) if *last == n => *count += 1,
+            _ => blocks.push((n, 1)),
+        }
+    }
+    let mut total = 0;
+    for (i, &(n, count)) in blocks.iter().enumerate() {
+        if i > 0 && total + count > max {
+            return Err(n - 1);
+        }
+        total += count;
+    }
+    Ok(all.to_vec())
+}
+
+/// Checks `get_logs(f, max)` against [`limited`].
+async fn assert_limited<B: ColdRead>(b: &B, f: &LogFilter, max: usize, all: &[RpcLog]) {
+    match (limited(all, max), b.get_logs(f, max, dl()).await) {
+        (Ok(want), Ok(got)) => assert_logs_eq(&got, &want, &format!("{f:?} with max_logs {max}")),
+        (Err(fits), Err(ColdError::TooManyLogs { limit, fits_to })) => assert!(
+            limit == max && fits_to == Some(fits),
+            "{f:?} with max_logs {max}: TooManyLogs {{ limit: {limit}, fits_to: {fits_to:?} }}, \
+             expected limit {max}, fits_to Some({fits})"
+        ),
+        (want, got) => panic!(
+            "{f:?} with max_logs {max}: got {:?}, expected {:?}",
+            got.map(|l| l.len()),
+            want.map(|l| l.len())
+        ),
+    }
+}
+
 async fn logs_max_logs_boundary<B: ColdBackend>(mut b: B) {
     let (blocks, tip) = logs_setup(&mut b).await;
     for (from, to, f) in [
@@ -1030,22 +1075,112 @@ async fn logs_max_logs_boundary<B: ColdBackend>(mut b: B) {
     ] {
         let expected = brute_force(&blocks, &f, from, to);
         let n = expected.len();
-        assert!(n > 0, "filter {f:?} should match something");
+        let blocks_with_matches = {
+            let mut v: Vec<_> = expected.iter().map(|l| l.block_number).collect();
+            v.dedup();
+            v.len()
+        };
+        assert!(blocks_with_matches > 1, "filter {f:?} should match in several blocks");
         let got = b.get_logs(&f, n, dl()).await;
         let got = got.unwrap_or_else(|e| panic!("{f:?} with max_logs = {n} matches: {e}"));
         assert_logs_eq(&got, &expected, &format!("{f:?} with max_logs = number of matches"));
         let err = logs_err(&b, &f, n - 1).await;
         assert!(
-            matches!(err, ColdError::TooManyLogs { limit } if limit == n - 1),
+            matches!(err, ColdError::TooManyLogs { limit, fits_to: Some(_) } if limit == n - 1),
             "{f:?} with max_logs = {} gave {err:?}",
             n - 1
         );
+        for max in [0, 1, 2, n / 3, n / 2, n - 1, n, n + 1] {
+            assert_limited(&b, &f, max, &expected).await;
+        }
     }
     // Zero matches with max_logs 0 is fine.
     let f = LogFilter::range(0, tip).topic(0, vec![B256::repeat_byte(0x99)]);
     assert_eq!(b.get_logs(&f, 0, dl()).await.expect("no match, max 0"), vec![], "no match, max 0");
     let err = logs_err(&b, &LogFilter::range(0, tip), 0).await;
-    assert!(matches!(err, ColdError::TooManyLogs { limit: 0 }), "max_logs 0 gave {err:?}");
+    assert!(
+        matches!(err, ColdError::TooManyLogs { limit: 0, fits_to: Some(_) }),
+        "max_logs 0 gave {err:?}"
+    );
+}
+
+/// A block with more matches than `max_logs` comes back whole: alone in
+/// its range, by hash, and as the first matching block of a range whose
+/// later matches do not fit (then `fits_to` is that block or later).
+async fn logs_first_block_comes_back_whole<B: ColdBackend>(mut b: B) {
+    let (blocks, tip) = logs_setup(&mut b).await;
+    let busy = blocks
+        .iter()
+        .find(|blk| {
+            let n = blk.number();
+            n < tip && brute_force(&blocks, &LogFilter::range(n, n), n, n).len() >= 3
+        })
+        .expect("the standard chain has a block with 3 logs below the tip");
+    let n = busy.number();
+    let whole = brute_force(&blocks, &LogFilter::range(n, n), n, n);
+    for max in [0, 1, whole.len() - 1] {
+        let got = b.get_logs(&LogFilter::range(n, n), max, dl()).await;
+        let got = got.unwrap_or_else(|e| panic!("block {n} alone with max_logs {max}: {e}"));
+        assert_logs_eq(&got, &whole, &format!("block {n} alone with max_logs {max}"));
+        let got = b.get_logs(&LogFilter::at_hash(busy.hash()), max, dl()).await;
+        let got = got.unwrap_or_else(|e| panic!("block {n} by hash with max_logs {max}: {e}"));
+        assert_logs_eq(&got, &whole, &format!("block {n} by hash with max_logs {max}"));
+    }
+    let rest = brute_force(&blocks, &LogFilter::range(n, tip), n, tip);
+    assert!(rest.len() > whole.len(), "blocks above {n} have logs");
+    let err = logs_err(&b, &LogFilter::range(n, tip), 1).await;
+    let next = rest[whole.len()].block_number.expect("a block number");
+    assert!(
+        matches!(err, ColdError::TooManyLogs { limit: 1, fits_to: Some(f) } if f == next - 1),
+        "range {n}..={tip} with max_logs 1 gave {err:?}, expected fits_to {}",
+        next - 1
+    );
+}
+
+/// A client that splits ranges by `fits_to` reaches every block and gets
+/// every log exactly once: each suggested range is answered, never the
+/// same range again.
+async fn logs_suggested_range_fits<B: ColdBackend>(mut b: B) {
+    let (blocks, tip) = logs_setup(&mut b).await;
+    for (max, f) in [
+        (1, LogFilter::range(0, tip)),
+        (5, LogFilter::range(0, tip)),
+        (2, LogFilter::range(0, tip).address(test_address(1))),
+    ] {
+        let mut from = 0;
+        let mut got = Vec::new();
+        let mut rounds = 0;
+        while from <= tip {
+            rounds += 1;
+            assert!(rounds <= 2 * (tip + 1), "{f:?} with max_logs {max}: no progress");
+            let q = LogFilter {
+                blocks: BlockSelector::Range { from: Some(from), to: Some(tip) },
+                ..f.clone()
+            };
+            match b.get_logs(&q, max, dl()).await {
+                Ok(logs) => {
+                    got.extend(logs);
+                    break;
+                }
+                Err(ColdError::TooManyLogs { fits_to: Some(to), .. }) => {
+                    assert!((from..tip).contains(&to), "fits_to {to} from {from}");
+                    let part = LogFilter {
+                        blocks: BlockSelector::Range { from: Some(from), to: Some(to) },
+                        ..f.clone()
+                    };
+                    let logs = b.get_logs(&part, max, dl()).await;
+                    let logs = logs.unwrap_or_else(|e| {
+                        panic!("the suggested range {from}..={to} with max_logs {max}: {e}")
+                    });
+                    got.extend(logs);
+                    from = to + 1;
+                }
+                Err(e) => panic!("{q:?} with max_logs {max}: {e}"),
+            }
+        }
+        let want = brute_force(&blocks, &f, 0, tip);
+        assert_logs_eq(&got, &want, &format!("{f:?} split by fits_to with max_logs {max}"));
+    }
 }
 
 async fn logs_wildcard_topic_positions<B: ColdBackend>(mut b: B) {
@@ -1419,8 +1554,8 @@ async fn stream_max_logs_then_too_many_logs<B: ColdBackend>(mut b: B) {
         }
     }
     assert!(
-        matches!(items.last(), Some(Err(ColdError::TooManyLogs { limit: 5 }))),
-        "last item {:?}, expected TooManyLogs {{ limit: 5 }}",
+        matches!(items.last(), Some(Err(ColdError::TooManyLogs { limit: 5, fits_to: None }))),
+        "last item {:?}, expected TooManyLogs {{ limit: 5, fits_to: None }}",
         items.last()
     );
     // Exactly as many logs as allowed: no error.

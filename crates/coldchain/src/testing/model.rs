@@ -166,12 +166,19 @@ impl ReferenceModel {
         Ok(out)
     }
 
-    /// `eth_getLogs`: every match, or `TooManyLogs` when more than
-    /// `max_logs` match.
+    /// `eth_getLogs`: every match, or `TooManyLogs` by the block-boundary
+    /// rule of [`crate::filter`]: the first matching block is always whole;
+    /// the first later block that brings the total above `max_logs` fails
+    /// the query, with `fits_to` the block before it.
     pub fn get_logs(&self, filter: &LogFilter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
         let logs = self.all_logs(filter)?;
-        if logs.len() > max_logs {
-            return Err(ColdError::TooManyLogs { limit: max_logs });
+        let first = logs.first().and_then(|l| l.block_number);
+        for (i, log) in logs.iter().enumerate() {
+            // `i` matches come before this one.
+            if i >= max_logs && log.block_number != first {
+                let block = log.block_number.unwrap_or_default();
+                return Err(ColdError::TooManyLogs { limit: max_logs, fits_to: Some(block - 1) });
+            }
         }
         Ok(logs)
     }
@@ -199,7 +206,10 @@ impl ReferenceModel {
                         continue;
                     }
                     if out.len() == params.max_logs {
-                        out.push(Err(ColdError::TooManyLogs { limit: params.max_logs }));
+                        out.push(Err(ColdError::TooManyLogs {
+                            limit: params.max_logs,
+                            fits_to: None,
+                        }));
                         return out;
                     }
                     out.push(Ok(log));

@@ -12,7 +12,8 @@
 //! failure to a short, readable one.
 //!
 //! After every op the backend and the [`ReferenceModel`] must agree: equal
-//! results, or errors of the same [`ColdError::kind`]. After every write the
+//! results, or errors of the same [`ColdError::kind`] (and `TooManyLogs`
+//! with the same `fits_to`). After every write the
 //! tip and the touched blocks are compared; at the end of a case, every block
 //! ever generated is looked up in both.
 //!
@@ -411,6 +412,11 @@ fn same<T: PartialEq + Debug>(
 ) -> Result<(), String> {
     match (&got, &want) {
         (Ok(g), Ok(w)) if g == w => Ok(()),
+        // `TooManyLogs` must agree on the suggested range too.
+        (
+            Err(ColdError::TooManyLogs { fits_to: g, .. }),
+            Err(ColdError::TooManyLogs { fits_to: w, .. }),
+        ) if g != w => Err(format!("{what}: TooManyLogs fits_to {g:?}, model {w:?}")),
         (Err(g), Err(w)) if g.kind() == w.kind() => Ok(()),
         (Ok(g), Ok(w)) => {
             Err(format!("{what}: results differ\n  backend: {}\n  model:   {}", short(g), short(w)))
