@@ -418,7 +418,7 @@ async fn a_panicking_call_is_answered_32603_alone() {
     for (body, close) in [(&call[..], ""), (&next[..], "Connection: close\r\n")] {
         raw.extend_from_slice(
             format!(
-                "POST / HTTP/1.1\r\nHost: x\r\n{close}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: localhost\r\n{close}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             )
             .as_bytes(),
@@ -449,7 +449,7 @@ async fn bad_envelopes_get_the_answers_a_node_gives() {
         TestServer::with_blocks(chain(0, 3), RpcConfig { limits, ..RpcConfig::default() }).await;
     let chunked = |body: &str| {
         let mut raw = String::from(
-            "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n\
+            "POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n\
              Transfer-Encoding: chunked\r\n\r\n",
         );
         for chunk in body.as_bytes().chunks(500) {
