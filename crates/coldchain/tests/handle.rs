@@ -293,27 +293,51 @@ async fn c5_a_draining_write_goes_before_reads_that_came_after_it() {
 
 // ---------------------------------------------------------------- C6
 
-/// Captures WARN lines for the current thread.
-fn capture_warnings() -> (tracing::subscriber::DefaultGuard, Arc<parking_lot::Mutex<Vec<u8>>>) {
-    #[derive(Clone)]
-    struct Buf(Arc<parking_lot::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Arc<parking_lot::Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Stops capturing on drop.
+struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// Captures WARN lines for the current thread. One global subscriber (set
+/// once) writes into the capturing thread's buffer: a thread-local default
+/// subscriber would race other test threads over tracing's cached callsite
+/// interest and miss the line now and then.
+fn capture_warnings() -> (CaptureGuard, Arc<parking_lot::Mutex<Vec<u8>>>) {
+    struct Capture;
+    impl std::io::Write for Capture {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().extend_from_slice(b);
+            CAPTURE.with(|c| {
+                if let Some(buf) = &*c.borrow() {
+                    buf.lock().extend_from_slice(b);
+                }
+            });
             Ok(b.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(|| Capture)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
     let buf = Arc::new(parking_lot::Mutex::new(Vec::new()));
-    let writer = Buf(buf.clone());
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    (tracing::subscriber::set_default(subscriber), buf)
+    CAPTURE.with(|c| *c.borrow_mut() = Some(buf.clone()));
+    (CaptureGuard, buf)
 }
 
 #[tokio::test(start_paused = true)]

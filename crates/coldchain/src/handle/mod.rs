@@ -70,7 +70,10 @@ pub struct ColdConfig {
     pub stream_permits: usize,
     /// Deadline of each read, counted from the call (includes the permit wait).
     pub read_timeout: Duration,
-    /// Deadline of each write, counted from the call (includes queue and drain).
+    /// Deadline of each write. A caller waits at most this long from the call
+    /// (queue room and result); the backend gets this long from when the
+    /// writer takes the write from the queue (drain and backend call), so a
+    /// write that waited in the queue is still applied (C13).
     pub write_timeout: Duration,
     /// Whole life of a log stream.
     pub stream_timeout: Duration,
@@ -120,7 +123,7 @@ impl<B: ColdBackend> ColdStorageBuilder<B> {
         self.config.read_timeout = d;
         self
     }
-    /// Write deadline (default 30 s).
+    /// Write deadline (default 30 s); see [`ColdConfig::write_timeout`].
     pub fn write_timeout(mut self, d: Duration) -> Self {
         self.config.write_timeout = d;
         self
@@ -393,7 +396,9 @@ impl<B: ColdBackend> ColdStorage<B> {
     }
 
     /// A watch of the durable tip: it changes after each write that changed
-    /// the store, before that write's caller is answered (C11).
+    /// the store, before that write's caller is answered (C11), and follows
+    /// other writers of a shared store ([`crate::ColdRead::tip_updates`]).
+    /// It never moves backwards except through a truncation or drain (C14).
     pub fn tip_watch(&self) -> watch::Receiver<Option<BlockNumHash>> {
         self.inner.tip.subscribe()
     }
