@@ -8,6 +8,9 @@
 //!   [`HEALTH_READ_TIMEOUT`];
 //! - saturation: a free HTTP slot, a free WebSocket slot, and at least a
 //!   tenth of the memory budget free;
+//! - writes: a queued write that failed while nobody awaited it (C13, see
+//!   [`coldchain::ColdStorage::last_unobserved_write_failure`]) is shown, and
+//!   makes the answer 503 for [`UNOBSERVED_WRITE_FAILURE_WINDOW`] after it;
 //! - each component added with [`crate::RpcServer::with_health_component`]
 //!   (for example an import follower: alive, lag, last error).
 
@@ -21,6 +24,9 @@ use std::{
 
 /// How long `/health` waits for its backend read.
 pub const HEALTH_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long an unobserved write failure keeps `/health` at 503.
+pub const UNOBSERVED_WRITE_FAILURE_WINDOW: Duration = Duration::from_secs(300);
 
 /// What a component reports to `/health`.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +105,24 @@ pub(crate) async fn check<B: ColdBackend>(
     if budget_used > limits.memory_budget / 10 * 9 {
         problems.push("saturated: the memory budget is over 90% used".to_owned());
     }
+    let write_failure = api.handle.last_unobserved_write_failure().map(|f| {
+        let ago = SystemTime::now().duration_since(f.at).unwrap_or_default();
+        if ago < UNOBSERVED_WRITE_FAILURE_WINDOW {
+            problems.push(format!(
+                "writes: a queued {} ({}) failed {}s ago with nobody waiting for it: {}",
+                f.op,
+                f.target,
+                ago.as_secs(),
+                f.error
+            ));
+        }
+        json!({
+            "op": f.op,
+            "target": f.target.to_string(),
+            "error": f.error,
+            "secondsAgo": ago.as_secs(),
+        })
+    });
     let mut parts = serde_json::Map::new();
     for (name, check) in components.iter() {
         let health = check();
@@ -121,6 +145,7 @@ pub(crate) async fn check<B: ColdBackend>(
         "wsSlotsFree": ws_free,
         "memoryBudgetUsed": budget_used,
         "memoryBudget": limits.memory_budget,
+        "lastUnobservedWriteFailure": write_failure,
         "components": parts,
     });
     (ok, body)
