@@ -274,7 +274,7 @@ struct Chain {
     dispatched: HashMap<(u64, BlockNumHash), u64>,
     /// Blocks of failures the handle reported.
     reported: Vec<(u64, u64)>,
-    last_report: Option<std::time::SystemTime>,
+    last_report: Option<u64>,
 }
 
 impl OnBackend for Soak {
@@ -618,15 +618,18 @@ async fn streamer<B: ColdBackend>(
 
 /// Records the failure the handle reports, if new.
 fn poll_reported<B: ColdBackend>(handle: &ColdStorage<B>, chain: &mut Chain) -> bool {
-    let Some(f) = handle.last_unobserved_write_failure() else { return false };
-    if chain.last_report == Some(f.at) {
-        return false;
+    let mut new = false;
+    for f in handle.unobserved_write_failures() {
+        if chain.last_report.is_some_and(|seen| f.seq <= seen) {
+            continue;
+        }
+        chain.last_report = Some(f.seq);
+        new = true;
+        if let WriteTarget::Blocks { first, last } = f.target {
+            chain.reported.push((first, last));
+        }
     }
-    chain.last_report = Some(f.at);
-    if let WriteTarget::Blocks { first, last } = f.target {
-        chain.reported.push((first, last));
-    }
-    true
+    new
 }
 
 /// Restarts the producer from the durable tip.

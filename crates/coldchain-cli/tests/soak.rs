@@ -74,15 +74,11 @@ fn soak_on_the_embedded_store_with_read_faults_loses_nothing() {
     check(&report, true);
 }
 
-/// Faults in writes too. On the code of this branch a write that failed with
-/// nobody awaiting it makes the handle refuse the next write with
-/// `EarlierWriteFailed` through `reply.send`; when that next write was
-/// dispatched fire-and-forget, it vanishes unreported, and a producer that
-/// restarts from the tip on each report loops: the refusal eats the
-/// restarted block, the block after fails `NotContiguous`, which is
-/// reported, and so on (seen: `lost_writes` 5 on the embedded store).
+/// Faults in writes too (C13): a write that fails with nobody awaiting it
+/// refuses the next write, and that refusal is itself reported when nobody
+/// awaits it, so a fire-and-forget producer that restarts from the tip on
+/// each report loses nothing. Before that fix it lost 5 blocks here.
 #[test]
-#[ignore = "fails until a write refused with EarlierWriteFailed is reported when nobody awaits it (C13)"]
 fn soak_with_write_faults_loses_nothing() {
     for store in ["mem", "embedded"] {
         let dir = tempfile::tempdir().unwrap();

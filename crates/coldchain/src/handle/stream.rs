@@ -146,7 +146,15 @@ pub(super) async fn open<B: ColdBackend>(
         let resolved = tokio::select! {
             biased;
             _ = inner.shutdown.cancelled() => return Err(ColdError::TaskTerminated),
-            r = resolve(&inner.backend, &filter, &setup) => r?,
+            // C12: the setup's reads run in the caller's task; a panic in
+            // them is this caller's error, like any backend work's.
+            r = std::panic::AssertUnwindSafe(resolve(&inner.backend, &filter, &setup)).catch_unwind() => {
+                r.unwrap_or_else(|payload| {
+                    let err = ColdError::from_panic("stream_logs", payload);
+                    tracing::error!(op = "stream_logs", error = %err, "backend work panicked");
+                    Err(err)
+                })?
+            }
             _ = tokio::time::sleep_until(setup.instant()) => return Err(timed_out(&setup)),
         };
         let (tx, rx) = mpsc::channel(inner.config.stream_capacity);

@@ -101,13 +101,21 @@ pub struct WriteFailure {
     pub error: String,
     /// When it failed (wall clock).
     pub at: SystemTime,
+    /// Its number among this handle's unobserved failures, from 1: a
+    /// watcher that remembers the last one it saw misses none.
+    pub seq: u64,
 }
 
-/// Unobserved write failures: the last one, and whether the next write must
-/// still be refused to report it.
+/// How many unobserved failures [`ColdStorage::unobserved_write_failures`]
+/// keeps.
+pub const RECENT_WRITE_FAILURES: usize = 64;
+
+/// Unobserved write failures: the recent ones, and whether the next write
+/// must still be refused to report the last.
 #[derive(Debug, Default)]
 pub(crate) struct Failures {
-    last: Option<WriteFailure>,
+    recent: std::collections::VecDeque<WriteFailure>,
+    count: u64,
     unreported: bool,
 }
 
@@ -211,7 +219,13 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// (C13), for health checks; `None` if none has. It stays until another
     /// such failure replaces it (compare its `at`).
     pub fn last_unobserved_write_failure(&self) -> Option<WriteFailure> {
-        self.inner.failures.lock().last.clone()
+        self.inner.failures.lock().recent.back().cloned()
+    }
+
+    /// The last [`RECENT_WRITE_FAILURES`] unobserved write failures (C13),
+    /// oldest first; [`WriteFailure::seq`] numbers them.
+    pub fn unobserved_write_failures(&self) -> Vec<WriteFailure> {
+        self.inner.failures.lock().recent.iter().cloned().collect()
     }
 }
 
@@ -238,18 +252,39 @@ async fn apply<B: ColdBackend>(
             }
             Vec::new()
         }
+        // C14: the tip after a cut is read before it, so that a committed
+        // cut always publishes its tip (a failed read after the commit would
+        // leave the watch above the store). No other write runs meanwhile.
         WriteOp::Truncate(n) => {
+            let tip = tip_after_cut(&backend, n, &deadline).await?;
             backend.truncate_above(n, deadline).await?;
-            Vec::new()
+            return Ok(Applied { drained: Vec::new(), tip });
         }
-        WriteOp::Drain(n) => backend.drain_above(n, deadline).await?,
+        WriteOp::Drain(n) => {
+            let tip = tip_after_cut(&backend, n, &deadline).await?;
+            let drained = backend.drain_above(n, deadline).await?;
+            return Ok(Applied { drained, tip });
+        }
     };
-    // A truncate or drain committed (or an empty append): read the new tip
-    // with a deadline of its own, so a write that finished just in time is
-    // not reported as failed.
+    // An empty append: read the tip with a deadline of its own.
     let tip_deadline = Deadline::at_or_stopped_by("tip", Instant::now() + tip_timeout, &shutdown);
     let tip = tip_deadline.run(backend.tip(tip_deadline.clone())).await?;
     Ok(Applied { drained, tip })
+}
+
+/// The store's tip once every block above `n` is gone: the tip itself if it
+/// is at or below `n`, else block `n` (none if `n` is below the first block).
+async fn tip_after_cut<B: ColdBackend>(
+    backend: &B,
+    n: BlockNumber,
+    deadline: &Deadline,
+) -> ColdResult<Option<BlockNumHash>> {
+    let Some(tip) = backend.tip(deadline.clone()).await? else { return Ok(None) };
+    if tip.number <= n {
+        return Ok(Some(tip));
+    }
+    let header = backend.header(crate::HeaderSpec::Number(n), deadline.clone()).await?;
+    Ok(header.map(|h| BlockNumHash::new(n, h.hash())))
 }
 
 /// The writer task: applies queued writes one at a time, in order.
@@ -284,12 +319,15 @@ async fn write_one<B: ColdBackend>(inner: &Arc<Inner<B>>, request: WriteRequest)
     let shutdown = &inner.shutdown;
     // C13: an earlier write failed and nobody saw it: refuse this one with
     // an error naming it, once (reporting it must not wedge later writes).
+    // The refusal is delivered like any result: when nobody awaits this
+    // write either, it is recorded in turn (but refuses nothing more).
     if let Some(failed) = inner.take_unreported_failure() {
-        let _ = reply.send(Err(ColdError::EarlierWriteFailed {
+        let refusal = ColdError::EarlierWriteFailed {
             op: failed.op,
             target: failed.target.to_string(),
             error: failed.error,
-        }));
+        };
+        inner.deliver(name, target, reply, Err(refusal));
         return true;
     }
     // C13: the backend gets the full write deadline from now, however long
@@ -378,10 +416,20 @@ impl<B> Inner<B> {
         }
         tracing::error!(op, %target, error = %err, "a write that nobody awaited failed");
         ::metrics::counter!(metrics::UNOBSERVED_WRITE_FAILURES).increment(1);
-        let failure = WriteFailure { op, target, error: err.to_string(), at: SystemTime::now() };
+        // A refused write reports the failure it names; refusing the next
+        // write for it too would refuse every write of a fire-and-forget
+        // producer.
+        let refusal = matches!(err, ColdError::EarlierWriteFailed { .. });
         let mut failures = self.failures.lock();
-        failures.last = Some(failure);
-        failures.unreported = true;
+        failures.count += 1;
+        let seq = failures.count;
+        let failure =
+            WriteFailure { op, target, error: err.to_string(), at: SystemTime::now(), seq };
+        if failures.recent.len() == RECENT_WRITE_FAILURES {
+            failures.recent.pop_front();
+        }
+        failures.recent.push_back(failure);
+        failures.unreported = !refusal;
     }
 
     /// The failure the next write must report, once.
@@ -390,6 +438,6 @@ impl<B> Inner<B> {
         if !std::mem::take(&mut failures.unreported) {
             return None;
         }
-        failures.last.clone()
+        failures.recent.back().cloned()
     }
 }
