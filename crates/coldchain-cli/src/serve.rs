@@ -11,13 +11,13 @@
 //! serving, which drives subscriptions from a live node.
 
 use crate::{
-    import::{RpcRange, import_rpc},
+    import::{RpcRange, import_rpc, rpc::follow_rpc},
     store::{OnBackend, StoreSpec, run_on},
     synth::load_w1,
 };
 use alloy::primitives::B256;
 use coldchain::{ColdBackend, ColdStorage, HeaderSpec, LogFilter};
-use coldchain_rpc::{Limits, RpcConfig, RpcServer, client::HttpClient};
+use coldchain_rpc::{Limits, RpcConfig, RpcServer};
 use coldchain_w1::{W1, W1Params};
 use eyre::{Result, WrapErr};
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -228,16 +228,21 @@ async fn start<B: ColdBackend>(
     };
     let mut follower = None;
     if let Some(url) = &args.import_rpc {
-        let client = HttpClient::new(url)?;
         let first = RpcRange { follow: false, ..args.import.clone() };
-        let stats = import_rpc(handle, &client, &first, true, cancel).await?;
+        let stats = import_rpc(handle, url, &first, true, cancel).await?;
         tracing::info!(url, blocks = stats.blocks, "imported from the node");
         if args.import.follow {
             let handle = handle.clone();
             let range = RpcRange { from: None, to: None, ..args.import.clone() };
-            let cancel = cancel.clone();
+            let (cancel, url) = (cancel.clone(), url.clone());
+            // TODO(merge): hand `status` to the server's health report:
+            // `.with_health_component("follower", Arc::new(move || status.health()))`
+            // (mapped to ComponentHealth), so /health degrades while the
+            // follower cannot progress.
+            let status = crate::import::rpc::FollowerStatus::new();
             follower = Some(tokio::spawn(async move {
-                if let Err(e) = import_rpc(&handle, &client, &range, false, &cancel).await {
+                // Retries every failure; only bad arguments end it.
+                if let Err(e) = follow_rpc(&handle, &url, &range, &cancel, &status).await {
                     tracing::error!(error = %e, "following the node failed");
                 }
             }));

@@ -94,7 +94,6 @@
 //! - No pending block, no state (`eth_call`, balances, ...), no filters
 //!   (`eth_newFilter`), no `newPendingTransactions` subscription.
 
-pub mod client;
 pub mod config;
 pub mod convert;
 pub mod error;

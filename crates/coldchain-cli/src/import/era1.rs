@@ -704,10 +704,32 @@ pub fn decode_tuple(origin: &str, tuple: RawTuple) -> Result<BlockData, ImportEr
     Ok(block)
 }
 
+/// Decodes and verifies the blocks of one job; a failure ends the chunk
+/// after the blocks before it (which are written).
 fn decode_job(origin: &str, job: TupleJob) -> ChunkResult {
-    let blocks =
-        job.tuples.into_iter().map(|t| decode_tuple(origin, t)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Chunk { blocks, progress: job.progress, origin: origin.to_owned(), skipped: job.skipped })
+    let mut blocks = Vec::with_capacity(job.tuples.len());
+    for tuple in job.tuples {
+        match decode_tuple(origin, tuple) {
+            Ok(block) => blocks.push(block),
+            Err(e) => {
+                return Ok(Chunk::failed_after(
+                    blocks,
+                    job.progress,
+                    origin.to_owned(),
+                    job.skipped,
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(Chunk {
+        blocks,
+        progress: job.progress,
+        origin: origin.to_owned(),
+        skipped: job.skipped,
+        error: None,
+        lines: Vec::new(),
+    })
 }
 
 // ------------------------------------------------------------------ checksums

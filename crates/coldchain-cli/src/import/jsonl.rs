@@ -299,22 +299,44 @@ fn parse_lines(
     skip_below: Option<BlockNumber>,
 ) -> ChunkResult {
     let mut blocks = Vec::with_capacity(lines.len());
+    let mut numbers = Vec::with_capacity(lines.len());
     let mut skipped = 0;
+    let chunk_origin = path.display().to_string();
     for (i, line) in lines.iter().enumerate() {
         let origin = || format!("{} line {}", path.display(), first_line + i as u64);
-        if let Some(tip) = skip_below {
-            let peek: Peek = serde_json::from_slice(line)
-                .map_err(|e| ImportError::malformed(origin(), format!("not a block line: {e}")))?;
-            let _ = peek.block.hash;
-            if peek.block.number.to::<u64>() < tip {
-                skipped += 1;
-                continue;
+        let parsed = match skip_below {
+            Some(tip) => match serde_json::from_slice::<Peek>(line) {
+                Ok(peek) if peek.block.number.to::<u64>() < tip => {
+                    let _ = peek.block.hash;
+                    skipped += 1;
+                    continue;
+                }
+                Ok(_) => parse_line(line).map_err(|e| e.at(origin())),
+                Err(e) => Err(ImportError::malformed(origin(), format!("not a block line: {e}"))),
+            },
+            None => parse_line(line).map_err(|e| e.at(origin())),
+        };
+        match parsed {
+            Ok(block) => {
+                blocks.push(block);
+                numbers.push(first_line + i as u64);
+            }
+            // The lines before it are verified: they are written first.
+            Err(e) => {
+                let mut chunk = Chunk::failed_after(blocks, end_offset, chunk_origin, skipped, e);
+                chunk.lines = numbers;
+                return Ok(chunk);
             }
         }
-        blocks.push(parse_line(line).map_err(|e| e.at(origin()))?);
     }
-    let origin = format!("{} line {}", path.display(), first_line);
-    Ok(Chunk { blocks, progress: end_offset, origin, skipped })
+    Ok(Chunk {
+        blocks,
+        progress: end_offset,
+        origin: chunk_origin,
+        skipped,
+        error: None,
+        lines: numbers,
+    })
 }
 
 /// What can be wrong with one line, before the line number is known.
