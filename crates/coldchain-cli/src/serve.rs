@@ -126,6 +126,11 @@ struct Serve(ServeArgs);
 impl OnBackend for Serve {
     type Output = ();
 
+    /// Only a server that writes (`--dev`, `--import-rpc`) creates a store.
+    fn creates(&self) -> bool {
+        self.0.dev || self.0.import_rpc.is_some()
+    }
+
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
         let mut signals = Signals::install()?;
         let handle = ColdStorage::builder(backend)

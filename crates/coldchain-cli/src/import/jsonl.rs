@@ -115,6 +115,10 @@ struct ImportJsonl(JsonlImportArgs);
 impl OnBackend for ImportJsonl {
     type Output = ();
 
+    fn creates(&self) -> bool {
+        true
+    }
+
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
         let handle =
             ColdStorage::builder(backend).write_timeout(Duration::from_secs(300)).build().await?;

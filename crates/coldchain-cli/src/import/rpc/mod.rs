@@ -154,6 +154,10 @@ struct ImportRpc(RpcImportArgs);
 impl OnBackend for ImportRpc {
     type Output = ();
 
+    fn creates(&self) -> bool {
+        true
+    }
+
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
         let handle =
             ColdStorage::builder(backend).write_timeout(Duration::from_secs(300)).build().await?;
