@@ -106,8 +106,23 @@ struct PeekBlock {
 
 /// Runs `coldchain import jsonl`.
 pub async fn run(args: JsonlImportArgs) -> Result<()> {
+    // An empty file is refused before the store is opened (or created).
+    check_not_empty(&args.file)?;
     let store = args.store.clone();
     run_on(&store, ImportJsonl(args)).await
+}
+
+/// An empty file is an error: it is a wrong path or a failed download, not
+/// a chain with no blocks.
+fn check_not_empty(path: &std::path::Path) -> Result<(), ImportError> {
+    let len = std::fs::metadata(path).map_err(|e| ImportError::io(path, e))?.len();
+    if len == 0 {
+        return Err(ImportError::malformed(
+            path.display().to_string(),
+            "the file is empty: there is no block to import",
+        ));
+    }
+    Ok(())
 }
 
 struct ImportJsonl(JsonlImportArgs);
@@ -148,6 +163,7 @@ pub async fn import_jsonl<B: ColdBackend>(
     stats: &mut ImportStats,
 ) -> Result<(), ImportError> {
     let path = args.file.clone();
+    check_not_empty(&path)?;
     let file = File::open(&path).map_err(|e| ImportError::io(&path, e))?;
     let len = file.metadata().map_err(|e| ImportError::io(&path, e))?.len();
     let tip = handle.tip().await.map_err(|e| ImportError::store("reading the store's tip", e))?;

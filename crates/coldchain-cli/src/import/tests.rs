@@ -892,6 +892,11 @@ async fn jsonl_refuses_gaps_other_chains_and_bad_lines() {
     let other = mem_with(chain(1_000_000, 3, B256::ZERO, 1)).await;
     let err = import_file(&other, &jsonl_import_args(&file)).await.unwrap_err();
     assert!(matches!(err, ImportError::Diverged { number: 1_000_002, .. }), "{err}");
+    // An empty file.
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let err = import_file(&other, &jsonl_import_args(&empty)).await.unwrap_err();
+    assert!(err.to_string().contains("empty.jsonl: the file is empty"), "{err}");
     // Not JSON.
     let path = dir.path().join("bad.jsonl");
     std::fs::write(&path, "\n{\"block\": 1}\n").unwrap();
