@@ -200,6 +200,10 @@ impl Targets {
 impl OnBackend for Bench {
     type Output = Report;
 
+    fn creates(&self) -> bool {
+        true
+    }
+
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<Report> {
         let args = self.0;
         let handle = ColdStorage::builder(backend)

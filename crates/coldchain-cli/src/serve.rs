@@ -11,13 +11,13 @@
 //! serving, which drives subscriptions from a live node.
 
 use crate::{
-    import::{RpcRange, import_rpc},
+    import::{RpcRange, import_rpc, rpc::follow_rpc},
     store::{OnBackend, StoreSpec, run_on},
     synth::load_w1,
 };
 use alloy::primitives::B256;
 use coldchain::{ColdBackend, ColdStorage, HeaderSpec, LogFilter};
-use coldchain_rpc::{Limits, RpcConfig, RpcServer, client::HttpClient};
+use coldchain_rpc::{Limits, RpcConfig, RpcServer};
 use coldchain_w1::{W1, W1Params};
 use eyre::{Result, WrapErr};
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -183,6 +183,11 @@ struct Serve(ServeArgs);
 impl OnBackend for Serve {
     type Output = ();
 
+    /// Only a server that writes (`--dev`, `--import-rpc`) creates a store.
+    fn creates(&self) -> bool {
+        self.0.dev || self.0.import_rpc.is_some()
+    }
+
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
         let mut signals = Signals::install()?;
         let handle = ColdStorage::builder(backend)
@@ -284,17 +289,21 @@ async fn start<B: ColdBackend>(
         None
     };
     let mut follower = None;
+    let mut follower_status = None;
     if let Some(url) = &args.import_rpc {
-        let client = HttpClient::new(url)?;
         let first = RpcRange { follow: false, ..args.import.clone() };
-        let stats = import_rpc(handle, &client, &first, true, cancel).await?;
+        let stats = import_rpc(handle, url, &first, true, cancel).await?;
         tracing::info!(url, blocks = stats.blocks, "imported from the node");
         if args.import.follow {
             let handle = handle.clone();
             let range = RpcRange { from: None, to: None, ..args.import.clone() };
-            let cancel = cancel.clone();
+            let (cancel, url) = (cancel.clone(), url.clone());
+            // `/health` degrades while the follower cannot progress.
+            let status = crate::import::rpc::FollowerStatus::new();
+            follower_status = Some(status.clone());
             follower = Some(tokio::spawn(async move {
-                if let Err(e) = import_rpc(&handle, &client, &range, false, &cancel).await {
+                // Retries every failure; only bad arguments end it.
+                if let Err(e) = follow_rpc(&handle, &url, &range, &cancel, &status).await {
                     tracing::error!(error = %e, "following the node failed");
                 }
             }));
@@ -315,10 +324,17 @@ async fn start<B: ColdBackend>(
         http_cors_domains: args.http_corsdomain.clone(),
         ..RpcConfig::default()
     };
-    let server = RpcServer::new(handle.clone(), config)
-        .with_prometheus(prometheus.clone())
-        .start(args.addr)
-        .await?;
+    let mut server = RpcServer::new(handle.clone(), config).with_prometheus(prometheus.clone());
+    if let Some(status) = follower_status {
+        server = server.with_health_component(
+            "follower",
+            std::sync::Arc::new(move || {
+                let (ok, detail) = status.health();
+                coldchain_rpc::ComponentHealth { ok, detail }
+            }),
+        );
+    }
+    let server = server.start(args.addr).await?;
     let addr = server.local_addr();
     if let Some(w1) = &w1 {
         print_examples(handle, w1, addr).await;

@@ -4,6 +4,13 @@
 //! filesystem path (the embedded store), or a `postgres://` URL. Work that
 //! runs on any backend implements [`OnBackend`], so each command is written
 //! once, generically, and [`run_on`] picks the concrete backend.
+//!
+//! **Open, don't create.** Only work that writes ([`OnBackend::creates`]:
+//! `import`, `synth`, `bench`, `serve --dev` or `--import-rpc`) creates an
+//! embedded store, and only in a new or empty directory. Every other
+//! command (`serve`, `export`, `verify`) fails on a missing store, or on a
+//! data file that holds no store (emptied or truncated), naming the path,
+//! instead of serving an empty store created in its place.
 
 use coldchain::ColdBackend;
 use eyre::Result;
@@ -64,6 +71,11 @@ fn redact(url: &str) -> String {
 pub trait OnBackend {
     /// What the work returns.
     type Output;
+    /// Whether the work writes, so may create a missing store (default:
+    /// no, the store must exist).
+    fn creates(&self) -> bool {
+        false
+    }
     /// Runs the work on an opened backend.
     fn run<B: ColdBackend>(
         self,
@@ -77,7 +89,7 @@ pub async fn run_on<W: OnBackend>(spec: &StoreSpec, work: W) -> Result<W::Output
     match spec {
         StoreSpec::Mem => work.run(coldchain::MemBackend::new(), spec).await,
         StoreSpec::Path(path) => {
-            let backend = open_embedded(path).await?;
+            let backend = open_embedded(path, work.creates()).await?;
             work.run(backend, spec).await
         }
         StoreSpec::Postgres(url) => {
@@ -101,15 +113,19 @@ pub async fn run_on<W: OnBackend>(spec: &StoreSpec, work: W) -> Result<W::Output
 /// its last appends requested.
 const SETTLE_ON_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Opens (creating if needed) the embedded MDBX store at `path`, off the
-/// runtime threads.
-pub async fn open_embedded(path: &std::path::Path) -> Result<coldchain_mdbx::MdbxBackend> {
+/// Opens the embedded MDBX store at `path` (creating it when `create` and
+/// missing), off the runtime threads.
+pub async fn open_embedded(
+    path: &std::path::Path,
+    create: bool,
+) -> Result<coldchain_mdbx::MdbxBackend> {
     let owned = path.to_path_buf();
-    let opened = tokio::task::spawn_blocking(move || {
-        coldchain_mdbx::MdbxBackend::open(&owned, coldchain_mdbx::MdbxOptions::default())
-    })
-    .await?;
-    opened.map_err(|e| eyre::eyre!("opening the embedded store at {}: {e}", path.display()))
+    let options = coldchain_mdbx::MdbxOptions { create, ..Default::default() };
+    let opened =
+        tokio::task::spawn_blocking(move || coldchain_mdbx::MdbxBackend::open(&owned, options))
+            .await?;
+    // The error names the path already.
+    opened.map_err(|e| eyre::eyre!("{e}"))
 }
 
 /// Opens the PostgreSQL store at `url`, applying schema migrations.

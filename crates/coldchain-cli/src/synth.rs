@@ -51,6 +51,10 @@ struct Synth(SynthArgs);
 impl OnBackend for Synth {
     type Output = ();
 
+    fn creates(&self) -> bool {
+        true
+    }
+
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
         let handle =
             ColdStorage::builder(backend).write_timeout(Duration::from_secs(300)).build().await?;

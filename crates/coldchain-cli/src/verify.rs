@@ -17,10 +17,7 @@ pub async fn run(args: VerifyArgs) -> Result<()> {
     let StoreSpec::Path(path) = &args.store else {
         bail!("verify checks an embedded store (a path); {} is not one", args.store);
     };
-    if !path.exists() {
-        bail!("no store at {}", path.display());
-    }
-    let backend = crate::store::open_embedded(path).await?;
+    let backend = crate::store::open_embedded(path, false).await?;
     eprintln!("verifying {} (reads every block and index entry)...", path.display());
     let (report, usage, tables) = tokio::task::spawn_blocking(move || {
         Ok::<_, coldchain_mdbx::MdbxError>((

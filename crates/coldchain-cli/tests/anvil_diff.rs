@@ -51,7 +51,7 @@
 
 mod common;
 
-use coldchain_rpc::client::HttpClient;
+use coldchain_client::HttpClient;
 use common::{Served, Ws};
 use serde_json::{Value, json};
 use std::{

@@ -167,8 +167,10 @@ fn rewrite_era1(src: &Path, dst: &Path, edit: impl Fn(u64, [u8; 2], &mut Vec<u8>
     std::fs::write(dst, out).unwrap();
 }
 
+/// A corrupt block stops the import right after the block before it; the
+/// message says the cause once.
 #[test]
-fn corrupted_era1_files_leave_the_store_unchanged() {
+fn corrupted_era1_files_keep_the_blocks_before_the_bad_one() {
     use alloy::{
         consensus::{BlockBody, Header, ReceiptEnvelope, TxEnvelope},
         rlp::{Decodable, Encodable},
@@ -177,8 +179,7 @@ fn corrupted_era1_files_leave_the_store_unchanged() {
     let store = dir.path().join("sepolia");
     let src = era1("sepolia-00021-b8814b14.era1");
     ok(&["import", "era1", s(&src), "--store", s(&store), "--to", "175200"]);
-    let before = snapshot(&store, dir.path());
-    assert!(!before.is_empty());
+    assert!(!snapshot(&store, dir.path()).is_empty());
 
     // Two transactions of block 175229 swapped.
     let swapped = dir.path().join("swapped.era1");
@@ -190,10 +191,6 @@ fn corrupted_era1_files_leave_the_store_unchanged() {
             body.encode(data);
         }
     });
-    let stderr = fails(&["import", "era1", s(&swapped), "--store", s(&store)]);
-    assert!(stderr.contains("swapped.era1: block 175229: transactions root mismatch"), "{stderr}");
-    assert!(snapshot(&store, dir.path()) == before, "the store changed");
-
     // A flipped status byte in block 175223's receipt.
     let flipped = dir.path().join("flipped.era1");
     rewrite_era1(&src, &flipped, |n, ty, data| {
@@ -207,22 +204,26 @@ fn corrupted_era1_files_leave_the_store_unchanged() {
     });
     let stderr = fails(&["import", "era1", s(&flipped), "--store", s(&store)]);
     assert!(stderr.contains("flipped.era1: block 175223: receipts root mismatch"), "{stderr}");
-    assert!(snapshot(&store, dir.path()) == before, "the store changed");
+    assert!(stderr.contains("import stopped: 22 blocks"), "{stderr}");
+    assert!(stderr.contains("store tip 175222"), "{stderr}");
+    let stderr = fails(&["import", "era1", s(&swapped), "--store", s(&store)]);
+    assert!(stderr.contains("swapped.era1: block 175229: transactions root mismatch"), "{stderr}");
+    assert!(stderr.contains("store tip 175228"), "{stderr}");
+    assert_eq!(stderr.matches("transactions root mismatch").count(), 1, "{stderr}");
 
-    // The untouched file imports.
+    // The untouched file continues from there.
     let stderr = ok(&["import", "era1", s(&src), "--store", s(&store)]);
-    assert!(stderr.contains("import done: 5023 blocks, 87 transactions"), "{stderr}");
+    assert!(stderr.contains("import done: 4995 blocks"), "{stderr}");
 }
 
 #[test]
-fn corrupted_jsonl_files_leave_the_store_unchanged() {
+fn corrupted_jsonl_files_keep_the_blocks_before_the_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     ok(&["synth", "--store", s(&a), "--blocks", "30", "--txs-per-block", "8"]);
     let file = dir.path().join("a.jsonl");
     ok(&["export", "jsonl", s(&file), "--store", s(&a)]);
     ok(&["import", "jsonl", s(&file), "--store", s(&b), "--to", "1000009"]);
-    let before = snapshot(&b, dir.path());
     let text = std::fs::read_to_string(&file).unwrap();
     let mut lines: Vec<serde_json::Value> =
         text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -235,8 +236,10 @@ fn corrupted_jsonl_files_leave_the_store_unchanged() {
     std::fs::write(&corrupt, body).unwrap();
     let stderr = fails(&["import", "jsonl", s(&corrupt), "--store", s(&b)]);
     assert!(stderr.contains("corrupt.jsonl line 13: block 1000012: bloom of receipt"), "{stderr}");
-    assert!(stderr.contains("import stopped: 0 blocks"), "{stderr}");
-    assert!(snapshot(&b, dir.path()) == before, "the store changed");
+    assert!(stderr.contains("import stopped: 2 blocks"), "{stderr}");
+    assert!(stderr.contains("store tip 1000011"), "{stderr}");
+    // Each clause once.
+    assert_eq!(stderr.matches("fetch it again").count(), 1, "{stderr}");
 }
 
 /// The importer is killed (SIGKILL) mid-import; the same command then
@@ -275,4 +278,44 @@ fn a_killed_import_resumes_after_the_tip() {
     let out = dir.path().join("b.jsonl");
     ok(&["export", "jsonl", s(&out), "--store", s(&b)]);
     assert!(std::fs::read(&file).unwrap() == std::fs::read(&out).unwrap());
+}
+
+/// Commands that only read never create a store: a missing one, and a data
+/// file emptied or truncated, are errors that name the path, and nothing is
+/// created in their place.
+#[test]
+fn reading_commands_open_but_never_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo");
+    let out = dir.path().join("out.jsonl");
+    let serve = |store: &Path| {
+        let args = ["serve", "--store", s(store), "--addr", "127.0.0.1:0"];
+        let out = coldchain(&args);
+        assert!(!out.status.success(), "serve started on {}", store.display());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for stderr in [
+        fails(&["export", "jsonl", s(&out), "--store", s(&typo)]),
+        fails(&["verify", "--store", s(&typo)]),
+        serve(&typo),
+    ] {
+        assert!(stderr.contains(&format!("no coldchain store at {}", typo.display())), "{stderr}");
+        assert!(!typo.exists(), "a store was created: {stderr}");
+    }
+    // A store whose data file was truncated.
+    let store = dir.path().join("store");
+    ok(&["synth", "--store", s(&store), "--blocks", "20", "--txs-per-block", "4"]);
+    let data = store.join("mdbx.dat");
+    let bytes = std::fs::read(&data).unwrap();
+    for len in [0usize, 8 << 10, 16 << 10] {
+        std::fs::write(&data, &bytes[..len]).unwrap();
+        for stderr in [
+            fails(&["verify", "--store", s(&store)]),
+            fails(&["export", "jsonl", s(&out), "--store", s(&store)]),
+            serve(&store),
+        ] {
+            assert!(stderr.contains("mdbx.dat"), "{len} bytes: {stderr}");
+            assert!(!stderr.contains("consistent"), "{len} bytes: {stderr}");
+        }
+    }
 }

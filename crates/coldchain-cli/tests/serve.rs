@@ -5,7 +5,7 @@
 
 mod common;
 
-use coldchain_rpc::client::HttpClient;
+use coldchain_client::HttpClient;
 use common::Served;
 use serde_json::{Value, json};
 use std::{process::Command, time::Duration};

@@ -19,6 +19,18 @@ pub enum MdbxError {
         #[source]
         source: std::io::Error,
     },
+    /// No store at the path, and the options say not to create one.
+    #[error(
+        "no coldchain store at {}: {reason}; check the path (only commands that write, \
+         such as import, synth or serve --dev, create a store)",
+        path.display()
+    )]
+    Missing {
+        /// The store path.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
     /// The path holds something that is not a coldchain MDBX store.
     #[error("{path} does not hold a coldchain MDBX store: {reason}")]
     ForeignFormat {

@@ -39,6 +39,12 @@ pub enum SyncMode {
 pub struct MdbxOptions {
     /// Commit durability; [`SyncMode::Durable`] by default.
     pub sync: SyncMode,
+    /// Create the store when the directory or its data file is missing
+    /// (default `true`). With `false` a missing store is
+    /// [`MdbxError::Missing`], and a data file that holds no coldchain
+    /// tables (emptied or truncated) is [`MdbxError::ForeignFormat`] naming
+    /// it: commands that only read never create an empty store in its place.
+    pub create: bool,
     /// Largest size the data file may grow to, in bytes (default 4 TiB). The
     /// file grows as needed in steps of [`Self::growth_step`].
     pub max_size: usize,
@@ -82,6 +88,7 @@ impl Default for MdbxOptions {
     fn default() -> Self {
         Self {
             sync: SyncMode::Durable,
+            create: true,
             max_size: 4 << 40,
             growth_step: 16 << 20,
             page_size: 8192,
@@ -168,8 +175,25 @@ impl Store {
         if path.exists() && !path.is_dir() {
             return Err(foreign("it is a file, not a directory".into()));
         }
-        std::fs::create_dir_all(&path).map_err(not_writable)?;
         let data = path.join(DATA_FILE);
+        if !options.create {
+            let missing = |reason: String| MdbxError::Missing { path: path.clone(), reason };
+            if !path.exists() {
+                return Err(missing("the directory does not exist".into()));
+            }
+            match std::fs::metadata(&data) {
+                Err(_) => return Err(missing(format!("the directory has no {DATA_FILE}"))),
+                Ok(meta) if meta.len() == 0 => {
+                    return Err(foreign(format!(
+                        "{} is empty (truncated?); restore it from a backup or import again \
+                         into a new directory",
+                        data.display()
+                    )));
+                }
+                Ok(_) => {}
+            }
+        }
+        std::fs::create_dir_all(&path).map_err(not_writable)?;
         if !data.exists() {
             // Refuse to create a store among someone else's files.
             let others: Vec<String> = std::fs::read_dir(&path)
@@ -224,7 +248,7 @@ impl Store {
                 other => MdbxError::Mdbx(other),
             })?;
 
-        let tables = Self::init_tables(&env, &path)?;
+        let tables = Self::init_tables(&env, &path, options.create)?;
         let journal_max = options.journal_max.max(options.journal_keep + 1);
         Ok(Arc::new(Self {
             env,
@@ -242,7 +266,7 @@ impl Store {
 
     /// Creates the tables in an empty store, or checks the format of an
     /// existing one; returns the table handles.
-    fn init_tables(env: &Environment, path: &Path) -> Result<Tables, MdbxError> {
+    fn init_tables(env: &Environment, path: &Path, create: bool) -> Result<Tables, MdbxError> {
         let foreign =
             |reason: String| MdbxError::ForeignFormat { path: path.to_path_buf(), reason };
         let txn = env.begin_rw_unsync()?;
@@ -258,6 +282,14 @@ impl Store {
             }
         }
         let fresh = names.is_empty();
+        if fresh && !create {
+            // MDBX set up a new database in a file too short to hold one.
+            return Err(foreign(format!(
+                "{} holds no coldchain tables (truncated or damaged); restore it from a \
+                 backup or import again into a new directory",
+                path.join(DATA_FILE).display()
+            )));
+        }
         if !fresh {
             if !names.iter().any(|n| n == table::META) {
                 return Err(foreign(format!(

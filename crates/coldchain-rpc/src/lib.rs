@@ -154,7 +154,6 @@
 //!   (`eth_newFilter`), no `newPendingTransactions` subscription.
 
 mod body;
-pub mod client;
 pub mod config;
 mod conn;
 pub mod convert;

@@ -265,7 +265,7 @@ async fn stop_answers_calls_in_flight_then_refuses() {
     handle.append_blocks(chain(0, 3)).await.unwrap();
     let mut s = TestServer::start_with(handle, RpcConfig::default()).await;
     gate.hold("transaction");
-    let client = coldchain_rpc::client::HttpClient::new(&format!("http://{}", s.addr)).unwrap();
+    let client = coldchain_client::HttpClient::new(&format!("http://{}", s.addr)).unwrap();
     let in_flight = tokio::spawn(async move {
         client.call::<Value>("eth_getTransactionByHash", json!([B256::ZERO])).await
     });
@@ -300,7 +300,7 @@ async fn many_concurrent_clients_all_get_answers() {
     for i in 0..16u64 {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
-            let client = coldchain_rpc::client::HttpClient::new(&url).unwrap();
+            let client = coldchain_client::HttpClient::new(&url).unwrap();
             for j in 0..25u64 {
                 let n = format!("{:#x}", (i * 25 + j) % 40);
                 let block: Value =

@@ -4,7 +4,8 @@
 mod common;
 
 use coldchain::{ColdStorage, MemBackend};
-use coldchain_rpc::{RpcConfig, RpcServer, client::HttpClient};
+use coldchain_client::HttpClient;
+use coldchain_rpc::{RpcConfig, RpcServer};
 use common::{chain, raw_exchange};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use serde_json::{Value, json};

@@ -14,7 +14,8 @@ use coldchain::{
     BlockData, ColdStorage, MemBackend,
     testing::{ChainShape, GatedBackend, test_chain_with},
 };
-use coldchain_rpc::{ComponentHealth, Limits, RpcConfig, RpcServer, client::HttpClient};
+use coldchain_client::HttpClient;
+use coldchain_rpc::{ComponentHealth, Limits, RpcConfig, RpcServer};
 use common::{TestServer, raw_exchange};
 use serde_json::{Value, json};
 use std::{

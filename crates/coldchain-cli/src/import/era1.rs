@@ -145,6 +145,10 @@ struct ImportEra1(Era1ImportArgs);
 impl OnBackend for ImportEra1 {
     type Output = ();
 
+    fn creates(&self) -> bool {
+        true
+    }
+
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
         let handle =
             ColdStorage::builder(backend).write_timeout(Duration::from_secs(300)).build().await?;
@@ -704,10 +708,32 @@ pub fn decode_tuple(origin: &str, tuple: RawTuple) -> Result<BlockData, ImportEr
     Ok(block)
 }
 
+/// Decodes and verifies the blocks of one job; a failure ends the chunk
+/// after the blocks before it (which are written).
 fn decode_job(origin: &str, job: TupleJob) -> ChunkResult {
-    let blocks =
-        job.tuples.into_iter().map(|t| decode_tuple(origin, t)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Chunk { blocks, progress: job.progress, origin: origin.to_owned(), skipped: job.skipped })
+    let mut blocks = Vec::with_capacity(job.tuples.len());
+    for tuple in job.tuples {
+        match decode_tuple(origin, tuple) {
+            Ok(block) => blocks.push(block),
+            Err(e) => {
+                return Ok(Chunk::failed_after(
+                    blocks,
+                    job.progress,
+                    origin.to_owned(),
+                    job.skipped,
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(Chunk {
+        blocks,
+        progress: job.progress,
+        origin: origin.to_owned(),
+        skipped: job.skipped,
+        error: None,
+        lines: Vec::new(),
+    })
 }
 
 // ------------------------------------------------------------------ checksums

@@ -4,7 +4,7 @@
 
 use alloy::primitives::{B256, BlockNumber};
 use coldchain::{ColdError, convert::ConvertError, verify::VerifyError};
-use coldchain_rpc::client::ClientError;
+use coldchain_client::ClientError;
 use std::{path::PathBuf, time::Duration};
 
 /// Why an import or export stopped.
@@ -182,12 +182,6 @@ impl ImportError {
     /// A store error while doing `what`.
     pub fn store(what: impl Into<String>, source: ColdError) -> Self {
         Self::Store { what: what.into(), source }
-    }
-
-    /// Whether the source failed (node, network, disk) rather than a block:
-    /// blocks verified before such an error may still be written.
-    pub fn is_transport(&self) -> bool {
-        matches!(self, Self::Fetch { .. } | Self::Node { .. } | Self::Client(_) | Self::Io { .. })
     }
 
     /// An I/O error on `path`.

@@ -106,14 +106,33 @@ struct PeekBlock {
 
 /// Runs `coldchain import jsonl`.
 pub async fn run(args: JsonlImportArgs) -> Result<()> {
+    // An empty file is refused before the store is opened (or created).
+    check_not_empty(&args.file)?;
     let store = args.store.clone();
     run_on(&store, ImportJsonl(args)).await
+}
+
+/// An empty file is an error: it is a wrong path or a failed download, not
+/// a chain with no blocks.
+fn check_not_empty(path: &std::path::Path) -> Result<(), ImportError> {
+    let len = std::fs::metadata(path).map_err(|e| ImportError::io(path, e))?.len();
+    if len == 0 {
+        return Err(ImportError::malformed(
+            path.display().to_string(),
+            "the file is empty: there is no block to import",
+        ));
+    }
+    Ok(())
 }
 
 struct ImportJsonl(JsonlImportArgs);
 
 impl OnBackend for ImportJsonl {
     type Output = ();
+
+    fn creates(&self) -> bool {
+        true
+    }
 
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
         let handle =
@@ -144,6 +163,7 @@ pub async fn import_jsonl<B: ColdBackend>(
     stats: &mut ImportStats,
 ) -> Result<(), ImportError> {
     let path = args.file.clone();
+    check_not_empty(&path)?;
     let file = File::open(&path).map_err(|e| ImportError::io(&path, e))?;
     let len = file.metadata().map_err(|e| ImportError::io(&path, e))?.len();
     let tip = handle.tip().await.map_err(|e| ImportError::store("reading the store's tip", e))?;
@@ -299,22 +319,44 @@ fn parse_lines(
     skip_below: Option<BlockNumber>,
 ) -> ChunkResult {
     let mut blocks = Vec::with_capacity(lines.len());
+    let mut numbers = Vec::with_capacity(lines.len());
     let mut skipped = 0;
+    let chunk_origin = path.display().to_string();
     for (i, line) in lines.iter().enumerate() {
         let origin = || format!("{} line {}", path.display(), first_line + i as u64);
-        if let Some(tip) = skip_below {
-            let peek: Peek = serde_json::from_slice(line)
-                .map_err(|e| ImportError::malformed(origin(), format!("not a block line: {e}")))?;
-            let _ = peek.block.hash;
-            if peek.block.number.to::<u64>() < tip {
-                skipped += 1;
-                continue;
+        let parsed = match skip_below {
+            Some(tip) => match serde_json::from_slice::<Peek>(line) {
+                Ok(peek) if peek.block.number.to::<u64>() < tip => {
+                    let _ = peek.block.hash;
+                    skipped += 1;
+                    continue;
+                }
+                Ok(_) => parse_line(line).map_err(|e| e.at(origin())),
+                Err(e) => Err(ImportError::malformed(origin(), format!("not a block line: {e}"))),
+            },
+            None => parse_line(line).map_err(|e| e.at(origin())),
+        };
+        match parsed {
+            Ok(block) => {
+                blocks.push(block);
+                numbers.push(first_line + i as u64);
+            }
+            // The lines before it are verified: they are written first.
+            Err(e) => {
+                let mut chunk = Chunk::failed_after(blocks, end_offset, chunk_origin, skipped, e);
+                chunk.lines = numbers;
+                return Ok(chunk);
             }
         }
-        blocks.push(parse_line(line).map_err(|e| e.at(origin()))?);
     }
-    let origin = format!("{} line {}", path.display(), first_line);
-    Ok(Chunk { blocks, progress: end_offset, origin, skipped })
+    Ok(Chunk {
+        blocks,
+        progress: end_offset,
+        origin: chunk_origin,
+        skipped,
+        error: None,
+        lines: numbers,
+    })
 }
 
 /// What can be wrong with one line, before the line number is known.

@@ -18,6 +18,16 @@
 //! one fills. Memory is bounded by the channel capacities: at most
 //! `2 × workers + 2` chunks exist at once, plus one batch being written and
 //! one being filled.
+//!
+//! **The verified prefix is kept.** Whatever stops an import (a block that
+//! fails a check or does not extend the chain, a source that fails, an
+//! interruption), every block accepted before it (verified, and linked to
+//! the one before) is written before the error is returned, including the
+//! blocks of the batch being filled and those of the failing block's own
+//! chunk ([`Chunk::error`]). So the store ends right below the first bad
+//! block, and the same command run again resumes there. Only a failed
+//! write stops the writes after it (they would not extend the store), and
+//! then that write's error is the one reported.
 
 use super::error::ImportError;
 use alloy::{eips::BlockNumHash, primitives::BlockNumber};
@@ -40,10 +50,29 @@ pub struct Chunk {
     /// Where the source stands after this chunk, in the unit of the
     /// progress bar (bytes of a file, blocks of an archive or a range).
     pub progress: u64,
-    /// Where the blocks came from, for error messages (`FILE line 12`).
+    /// Where the blocks came from, for error messages (a file, a URL).
     pub origin: String,
+    /// The line of each block in `origin`, for sources made of lines
+    /// (empty otherwise): errors then name `FILE line N` exactly.
+    pub lines: Vec<u64>,
     /// Blocks of the source the worker skipped as already stored.
     pub skipped: u64,
+    /// Why the source stops after `blocks`: the next block failed a check
+    /// (or could not be read). The blocks before it are written first.
+    pub error: Option<ImportError>,
+}
+
+impl Chunk {
+    /// The blocks verified before a failure, and the failure.
+    pub fn failed_after(
+        blocks: Vec<BlockData>,
+        progress: u64,
+        origin: String,
+        skipped: u64,
+        error: ImportError,
+    ) -> Self {
+        Self { blocks, progress, origin, skipped, error: Some(error), lines: Vec::new() }
+    }
 }
 
 /// What a worker or a fetch produces.
@@ -226,6 +255,8 @@ pub struct Writer<'h, B> {
     inflight: std::collections::VecDeque<InFlight>,
     /// The highest block known durable.
     durable: Option<BlockNumHash>,
+    /// A write failed: nothing more is written.
+    write_failed: bool,
     stats: ImportStats,
     bar: ProgressBar,
     started: Instant,
@@ -270,6 +301,7 @@ impl<'h, B: ColdBackend> Writer<'h, B> {
             pending_progress: 0,
             inflight: std::collections::VecDeque::new(),
             durable: tip,
+            write_failed: false,
             stats: ImportStats::default(),
             bar,
             started: Instant::now(),
@@ -295,11 +327,9 @@ impl<'h, B: ColdBackend> Writer<'h, B> {
 
     /// Feeds every chunk of `source` to the writer until it ends, fails, or
     /// `cancel` fires; then flushes and waits for every write. A refused
-    /// block (it failed a check, or does not extend the chain) stops it: the
-    /// batch that block would have joined is not written, earlier ones are.
-    /// A source that fails for transport reasons (a node that stopped
-    /// answering, an I/O error) stops it after the blocks pending so far are
-    /// written.
+    /// block (it failed a check, or does not extend the chain) or a failed
+    /// source stops it after every block before it is written; see the
+    /// [module docs](self).
     pub async fn drain(
         &mut self,
         mut source: impl Stream<Item = ChunkResult> + Unpin,
@@ -312,18 +342,16 @@ impl<'h, B: ColdBackend> Writer<'h, B> {
                 next = source.next() => next,
             };
             let Some(chunk) = next else { break Ended::Done };
-            let chunk = match chunk {
+            let mut chunk = match chunk {
                 Ok(chunk) => chunk,
-                // The source failed, not a block: what is pending was
-                // verified, so write it; a rerun resumes after it.
-                Err(e) if e.is_transport() => {
-                    self.finish().await?;
-                    return Err(e);
-                }
-                Err(e) => return Err(self.abort(e).await),
+                Err(e) => return Err(self.stop_with(e).await),
             };
+            let failure = chunk.error.take();
             if let Err(e) = self.push_chunk(chunk).await {
-                return Err(self.abort(e).await);
+                return Err(self.stop_with(e).await);
+            }
+            if let Some(e) = failure {
+                return Err(self.stop_with(e).await);
             }
             if self.reached_end() {
                 break Ended::Done;
@@ -333,23 +361,28 @@ impl<'h, B: ColdBackend> Writer<'h, B> {
         Ok(ended)
     }
 
-    /// Stops after an error: the pending batch is dropped, the write in
-    /// flight (verified blocks) is awaited so the store's state is known.
-    async fn abort(&mut self, error: ImportError) -> ImportError {
-        self.pending.clear();
-        match self.wait_all().await {
-            Ok(()) => error,
-            // The write failed too: report the first failure in block order.
-            Err(write) => write,
+    /// Stops after `error`: every block accepted so far (verified and
+    /// linked) is written, unless a write failed; then the first failure in
+    /// block order is returned.
+    async fn stop_with(&mut self, error: ImportError) -> ImportError {
+        // A failed write is the first failure: the writes queued after it
+        // fail only because it did ("does not extend the store").
+        let from_write = self.write_failed;
+        match self.finish().await {
+            Err(write) if !from_write => write,
+            _ => error,
         }
     }
 
     /// Accepts the blocks of one chunk.
     pub async fn push_chunk(&mut self, chunk: Chunk) -> Result<(), ImportError> {
-        let Chunk { blocks, progress, origin, skipped } = chunk;
+        let Chunk { blocks, progress, origin, skipped, error: _, lines } = chunk;
         self.stats.skipped += skipped;
-        for block in blocks {
-            self.push(block, &origin).await?;
+        for (i, block) in blocks.into_iter().enumerate() {
+            match lines.get(i) {
+                Some(line) => self.push(block, &format!("{origin} line {line}")).await?,
+                None => self.push(block, &origin).await?,
+            }
         }
         self.pending_progress = progress;
         if self.pending.is_empty() && self.inflight.is_empty() {
@@ -418,6 +451,9 @@ impl<'h, B: ColdBackend> Writer<'h, B> {
 
     /// Queues the pending blocks as one write, after the write in flight.
     pub async fn flush(&mut self) -> Result<(), ImportError> {
+        if self.write_failed {
+            self.pending.clear();
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -438,6 +474,7 @@ impl<'h, B: ColdBackend> Writer<'h, B> {
             // Another writer filled the queue: the waiting variant cannot
             // be used (the blocks moved), so report it plainly.
             Err(e) => {
+                self.write_failed = true;
                 return Err(ImportError::store(
                     format!("appending blocks {first}..={}", last.number),
                     e,
@@ -488,7 +525,10 @@ impl<'h, B: ColdBackend> Writer<'h, B> {
                 Ok(())
             }
             Err(e) => {
-                // The blocks of this write are not in the store.
+                // The blocks of this write are not in the store, nor will
+                // any after them be.
+                self.write_failed = true;
+                self.pending.clear();
                 self.prev = self.durable;
                 Err(ImportError::store(format!("appending blocks {first}..={}", last.number), e))
             }

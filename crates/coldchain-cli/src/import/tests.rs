@@ -21,7 +21,8 @@ use alloy::{
     primitives::{Address, B256, Bytes, Log, LogData, Sealable, Signature, TxKind, U256},
 };
 use coldchain::{BlockData, ColdStorage, MemBackend, RecoveredTx, testing};
-use coldchain_rpc::{RpcConfig, RpcServer, client::HttpClient};
+use coldchain_client::HttpClient;
+use coldchain_rpc::{RpcConfig, RpcServer};
 use serde_json::{Value, json};
 use std::{
     collections::VecDeque,
@@ -105,6 +106,26 @@ struct ProxyState {
     fail_after: parking_lot::Mutex<Option<(usize, Fault)>>,
     forwarded: AtomicUsize,
     faulted: AtomicUsize,
+    /// Forwarded answers carry this block with a wrong `gasLimit`.
+    corrupt: parking_lot::Mutex<Option<u64>>,
+}
+
+/// `answer` with block `n`'s `gasLimit` changed, wherever it is.
+fn corrupt_block(answer: Vec<u8>, n: u64) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<Value>(&answer) else { return answer };
+    let items: Vec<&mut Value> = match &mut value {
+        Value::Array(items) => items.iter_mut().collect(),
+        one => vec![one],
+    };
+    for item in items {
+        let result = &mut item["result"];
+        if result.get("number") == Some(&json!(format!("{n:#x}")))
+            && result.get("gasLimit").is_some()
+        {
+            result["gasLimit"] = json!("0x1");
+        }
+    }
+    serde_json::to_vec(&value).unwrap()
 }
 
 impl ProxyState {
@@ -221,7 +242,8 @@ async fn proxy_conn(sock: TcpStream, state: Arc<ProxyState>, upstream: String) {
                 None => {
                     state.forwarded.fetch_add(1, Ordering::SeqCst);
                     let a = upstream.post(&body).await.unwrap();
-                    (a.status, a.body)
+                    let corrupt = *state.corrupt.lock();
+                    (a.status, corrupt.map_or(a.body.clone(), |n| corrupt_block(a.body, n)))
                 }
             }
         };
@@ -250,12 +272,14 @@ fn range() -> RpcRange {
         retries: 7,
         retry_backoff_ms: 1,
         rpc_timeout: 5.0,
+        rps: None,
+        headers: Vec::new(),
+        max_response_mb: 64,
     }
 }
 
 async fn import(url: &str, into: &Mem, range: &RpcRange) -> Result<ImportStats, ImportError> {
-    let client = HttpClient::new(url).unwrap();
-    import_rpc(into, &client, range, false, &CancellationToken::new()).await
+    import_rpc(into, url, range, false, &CancellationToken::new()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,8 +366,9 @@ async fn rpc_import_gives_up_with_a_clear_error_and_resumes_from_the_tip() {
         .append_blocks(chain(250, 3, source.tip().await.unwrap().unwrap().hash, 4))
         .await
         .unwrap();
-    let stats =
-        import(&node.direct, &target, &RpcRange { from: Some(200), ..range }).await.unwrap();
+    let stats = import(&node.direct, &target, &RpcRange { from: Some(200), ..range.clone() })
+        .await
+        .unwrap();
     assert_eq!(stats.blocks, 3);
     // A gap is refused.
     let err =
@@ -370,6 +395,74 @@ async fn rpc_import_refuses_another_chain() {
     let err = import(&node.url, &target, &range()).await.unwrap_err();
     assert!(matches!(err, ImportError::Diverged { number: 4, .. }), "{err}");
     assert_eq!(target.tip().await.unwrap().unwrap().number, 4);
+}
+
+/// A block that fails verification stops the import right after the block
+/// before it, whatever the write batch: the verified prefix is written, and
+/// a rerun continues from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_import_keeps_the_verified_prefix_before_a_bad_block() {
+    let source = mem_with(chain(0, 150, B256::ZERO, 8)).await;
+    let node = FakeNode::start(&source, vec![]).await;
+    for (write_batch, batch) in [(100, 4), (1000, 16), (1, 1)] {
+        *node.state.corrupt.lock() = Some(113);
+        let target = mem_with(vec![]).await;
+        let range = RpcRange { write_batch, batch, ..range() };
+        let err = import(&node.url, &target, &range).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("block 113"), "{text}");
+        assert_eq!(target.tip().await.unwrap().unwrap().number, 112, "write batch {write_batch}");
+        assert_same(&source, &target, 0, 112).await;
+        *node.state.corrupt.lock() = None;
+        let stats = import(&node.url, &target, &range).await.unwrap();
+        assert_eq!(stats.blocks, 150 - 113, "the rerun continues at block 113");
+        assert_same(&source, &target, 0, 149).await;
+    }
+}
+
+/// A follower that meets a bad block keeps the blocks before it, retries
+/// with backoff while its status says why it is stuck, and catches up once
+/// the node serves a good block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_follow_survives_a_bad_block_and_recovers() {
+    let source = mem_with(chain(0, 40, B256::ZERO, 9)).await;
+    let node = FakeNode::start(&source, vec![]).await;
+    *node.state.corrupt.lock() = Some(25);
+    let target = mem_with(vec![]).await;
+    let status = super::rpc::FollowerStatus::new();
+    let cancel = CancellationToken::new();
+    let following = tokio::spawn({
+        let (target, cancel, url, status) =
+            (target.clone(), cancel.clone(), node.url.clone(), status.clone());
+        async move {
+            let range = RpcRange { follow: true, ..range() };
+            super::rpc::follow_rpc(&target, &url, &range, &cancel, &status).await
+        }
+    });
+    wait_until("two failed rounds", async || status.failures() >= 2).await;
+    let (ok, detail) = status.health();
+    assert!(!ok, "{detail}");
+    assert_eq!(detail["alive"], true, "{detail}");
+    assert_eq!(detail["store_tip"], 24, "the verified prefix is written: {detail}");
+    assert_eq!(detail["lag"], 15, "{detail}");
+    assert!(detail["last_error"].as_str().unwrap().contains("block 25"), "{detail}");
+    assert_eq!(target.tip().await.unwrap().unwrap().number, 24);
+    assert!(!following.is_finished(), "the follower keeps retrying");
+    // The node repairs the block: the follower catches up and is healthy.
+    *node.state.corrupt.lock() = None;
+    source.append_blocks(chain(40, 5, source.tip().await.unwrap().unwrap().hash, 9)).await.unwrap();
+    wait_until("the follower to catch up", async || {
+        target.tip().await.unwrap().is_some_and(|t| t.number == 44)
+    })
+    .await;
+    wait_until("a healthy status", async || status.health().0).await;
+    let (_, detail) = status.health();
+    assert_eq!(detail["lag"], 0, "{detail}");
+    assert!(detail["total_failures"].as_u64().unwrap() >= 2, "{detail}");
+    assert_same(&source, &target, 0, 44).await;
+    cancel.cancel();
+    following.await.unwrap().unwrap();
+    assert_eq!(status.health().1["alive"], false, "a stopped follower says so");
 }
 
 async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
@@ -400,9 +493,8 @@ fn follow_two_below(
     let following = tokio::spawn({
         let (target, cancel, url) = (target.clone(), cancel.clone(), node.url.clone());
         async move {
-            let client = HttpClient::new(&url).unwrap();
             let range = RpcRange { follow: true, confirmations: 2, ..range() };
-            import_rpc(&target, &client, &range, false, &cancel).await
+            import_rpc(&target, &url, &range, false, &cancel).await
         }
     });
     (cancel, following)
@@ -666,12 +758,13 @@ fn receipt_with_logs(line: &Value, logs: usize) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jsonl_corruptions_stop_before_any_write_naming_block_and_field() {
+async fn jsonl_corruptions_stop_right_before_the_bad_block_naming_block_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let (source, file, lines) = w1_file(dir.path(), 30).await;
     let first = 1_000_000u64;
     // The target holds blocks ..=first+9; the corruption is at first+12,
-    // in the first batch after the tip (batch 7: first+10..=first+16).
+    // in the first batch after the tip (batch 7: first+10..=first+16):
+    // first+10 and first+11 are written, nothing after them.
     let target = mem_with(vec![]).await;
     import_file(&target, &JsonlImportArgs { to: Some(first + 9), ..jsonl_import_args(&file) })
         .await
@@ -731,7 +824,6 @@ async fn jsonl_corruptions_stop_before_any_write_naming_block_and_field() {
             vec![format!("block {number}: the converted header hashes to")],
         ),
     ];
-    let tip = target.tip().await.unwrap();
     for (what, corrupt, expected) in cases {
         let mut lines = lines.clone();
         corrupt(&mut lines[bad]);
@@ -743,15 +835,38 @@ async fn jsonl_corruptions_stop_before_any_write_naming_block_and_field() {
         for e in expected {
             assert!(text.contains(&e), "{what}: {text}");
         }
-        // Nothing of the batch was written: the same tip, the same data.
-        assert_eq!(target.tip().await.unwrap(), tip, "{what}");
-        assert!(target.header(first + 10).await.unwrap().is_none(), "{what}");
+        // The verified prefix is written, nothing of the bad block.
+        assert_eq!(target.tip().await.unwrap().unwrap().number, number - 1, "{what}");
     }
-    assert_same(&source, &target, first, first + 9).await;
+    assert_same(&source, &target, first, number - 1).await;
     // The good file resumes after the tip.
     let stats = import_file(&target, &jsonl_import_args(&file)).await.unwrap();
-    assert_eq!((stats.blocks, stats.skipped), (20, 10));
+    assert_eq!((stats.blocks, stats.skipped), (18, 12));
     assert_same(&source, &target, first, first + 29).await;
+}
+
+/// A bad line 114 (block 113 of the file) keeps the 113 lines before it,
+/// whatever the write batch; a rerun of the fixed file continues there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_keeps_the_verified_prefix_before_a_bad_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, file, lines) = w1_file(dir.path(), 150).await;
+    let first = 1_000_000u64;
+    let mut bad = lines.clone();
+    bad[113]["block"]["gasLimit"] = json!("0x1");
+    let path = dir.path().join("bad.jsonl");
+    write_lines(&path, &bad);
+    for batch in [100, 1000] {
+        let target = mem_with(vec![]).await;
+        let args = JsonlImportArgs { batch, ..jsonl_import_args(&path) };
+        let err = import_file(&target, &args).await.unwrap_err();
+        assert!(err.to_string().contains("bad.jsonl line 114"), "{err}");
+        assert_eq!(target.tip().await.unwrap().unwrap().number, first + 112, "batch {batch}");
+        let args = JsonlImportArgs { batch, ..jsonl_import_args(&file) };
+        let stats = import_file(&target, &args).await.unwrap();
+        assert_eq!((stats.blocks, stats.skipped), (150 - 113, 113), "batch {batch}");
+        assert_same(&source, &target, first, first + 149).await;
+    }
 }
 
 fn quantity(v: &Value) -> u64 {
@@ -770,11 +885,18 @@ async fn jsonl_refuses_gaps_other_chains_and_bad_lines() {
     let target = mem_with(vec![]).await;
     let err = import_file(&target, &jsonl_import_args(&path)).await.unwrap_err();
     assert!(err.to_string().contains("the next block must be 1000005"), "{err}");
-    assert_eq!(target.tip().await.unwrap(), None, "the batch was not written");
+    assert!(err.to_string().starts_with(&format!("{} line 6:", path.display())), "{err}");
+    let tip = target.tip().await.unwrap().unwrap().number;
+    assert_eq!(tip, 1_000_004, "the blocks before the gap are written");
     // A store on another chain.
     let other = mem_with(chain(1_000_000, 3, B256::ZERO, 1)).await;
     let err = import_file(&other, &jsonl_import_args(&file)).await.unwrap_err();
     assert!(matches!(err, ImportError::Diverged { number: 1_000_002, .. }), "{err}");
+    // An empty file.
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let err = import_file(&other, &jsonl_import_args(&empty)).await.unwrap_err();
+    assert!(err.to_string().contains("empty.jsonl: the file is empty"), "{err}");
     // Not JSON.
     let path = dir.path().join("bad.jsonl");
     std::fs::write(&path, "\n{\"block\": 1}\n").unwrap();
@@ -979,28 +1101,20 @@ fn bump_first_receipt_gas(receipts: &mut Vec<u8>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn era1_corruptions_stop_before_any_write_naming_block_and_field() {
+async fn era1_corruptions_stop_right_before_the_bad_block_naming_block_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let src = era1_dir().join(SEPOLIA_21);
-    // Written up to 175200; blocks 175229 (2 txs) and 175223 (1 tx) are in
-    // the next batch (175201..=175300).
+    // Written up to 175200; blocks 175223 (1 tx) and 175229 (2 txs) are in
+    // the next batch (175201..=175300). A bad body or receipt keeps the
+    // blocks before it; a header, total difficulty or accumulator that does
+    // not verify (pass 1) refuses the file as a whole. The cases run in
+    // block order on one store: each one's store is the last one's.
     let target = mem_with(vec![]).await;
     import_era1(&target, &Era1ImportArgs { to: Some(175_200), ..era1_args(src.clone()) })
         .await
         .unwrap();
-    let tip = target.tip().await.unwrap();
     type Edit = Box<dyn Fn(u64, [u8; 2], &mut Vec<u8>)>;
-    let cases: Vec<(&str, &str, Edit, Vec<&str>)> = vec![
-        (
-            "swapped transactions",
-            "swapped.era1",
-            Box::new(|n, ty, data: &mut Vec<u8>| {
-                if n == 175_229 && ty == types::COMPRESSED_BODY {
-                    swap_first_two_txs(data);
-                }
-            }),
-            vec!["block 175229: transactions root mismatch"],
-        ),
+    let cases: Vec<(&str, &str, Edit, Vec<&str>, u64)> = vec![
         (
             "a changed receipt",
             "receipt.era1",
@@ -1010,12 +1124,25 @@ async fn era1_corruptions_stop_before_any_write_naming_block_and_field() {
                 }
             }),
             vec!["block 175223: receipts root mismatch"],
+            175_222,
         ),
         (
             "a flipped byte in a compressed receipt record",
             "flipped.era1",
             Box::new(|_, _, _: &mut Vec<u8>| {}),
             vec!["block 175223: receipts: snappy"],
+            175_222,
+        ),
+        (
+            "swapped transactions",
+            "swapped.era1",
+            Box::new(|n, ty, data: &mut Vec<u8>| {
+                if n == 175_229 && ty == types::COMPRESSED_BODY {
+                    swap_first_two_txs(data);
+                }
+            }),
+            vec!["block 175229: transactions root mismatch"],
+            175_228,
         ),
         (
             "a wrong total difficulty",
@@ -1026,6 +1153,7 @@ async fn era1_corruptions_stop_before_any_write_naming_block_and_field() {
                 }
             }),
             vec!["block 176000: totalDifficulty mismatch"],
+            175_228,
         ),
         (
             "a changed header",
@@ -1040,6 +1168,7 @@ async fn era1_corruptions_stop_before_any_write_naming_block_and_field() {
                 }
             }),
             vec!["block 180001: parentHash mismatch"],
+            175_228,
         ),
         (
             "a wrong accumulator record",
@@ -1050,9 +1179,10 @@ async fn era1_corruptions_stop_before_any_write_naming_block_and_field() {
                 }
             }),
             vec!["epoch accumulator mismatch"],
+            175_228,
         ),
     ];
-    for (what, name, edit, expected) in cases {
+    for (what, name, edit, expected, tip) in cases {
         let path = dir.path().join(name);
         rewrite_era1(&src, &path, edit);
         if name == "flipped.era1" {
@@ -1064,8 +1194,28 @@ async fn era1_corruptions_stop_before_any_write_naming_block_and_field() {
         for e in expected {
             assert!(text.contains(e), "{what}: {text}");
         }
-        assert_eq!(target.tip().await.unwrap(), tip, "{what}: the store changed");
-        assert!(target.header(175_201).await.unwrap().is_none(), "{what}");
+        assert_eq!(target.tip().await.unwrap().unwrap().number, tip, "{what}");
+    }
+}
+
+/// A bad receipt in block 175223 keeps the blocks before it with write
+/// batches of 100 and 1000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn era1_keeps_the_verified_prefix_before_a_bad_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = era1_dir().join(SEPOLIA_21);
+    let path = dir.path().join("receipt.era1");
+    rewrite_era1(&src, &path, |n, ty, data: &mut Vec<u8>| {
+        if n == 175_223 && ty == types::COMPRESSED_RECEIPTS {
+            bump_first_receipt_gas(data);
+        }
+    });
+    for batch in [100, 1000] {
+        let target = mem_with(vec![]).await;
+        let args = Era1ImportArgs { batch, to: Some(175_300), ..era1_args(path.clone()) };
+        let err = import_era1(&target, &args).await.unwrap_err();
+        assert!(err.to_string().contains("block 175223"), "{err}");
+        assert_eq!(target.tip().await.unwrap().unwrap().number, 175_222, "batch {batch}");
     }
 }
 

@@ -7,7 +7,8 @@ use coldchain::{
     BlockData, ColdBackend, ColdStorage, MemBackend,
     testing::{ChainShape, test_chain_with},
 };
-use coldchain_rpc::{RpcConfig, RpcServer, RunningServer, client::HttpClient};
+use coldchain_client::HttpClient;
+use coldchain_rpc::{RpcConfig, RpcServer, RunningServer};
 use serde_json::{Value, json};
 use std::{net::SocketAddr, time::Duration};
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpStream};

@@ -9,9 +9,15 @@
 //! Blob sidecars a node may put in transaction objects are dropped (they are
 //! not part of the chain).
 //!
-//! **Concurrency.** `--concurrency` batches are in flight at once, each on
-//! its own keep-alive connection; they complete in any order and are
-//! appended in block order.
+//! **Transport.** One [`HttpClient`] (`http://` or `https://`, HTTP/2,
+//! compression, pooled connections; see `coldchain-client`) with
+//! `--header 'Name: value'` on every request, `--rpc-timeout` per call,
+//! `--max-response-mb` per answer, and at most `--rps` requests started per
+//! second.
+//!
+//! **Concurrency.** `--concurrency` batches are in flight at once, on the
+//! client's pooled connections; they complete in any order and are appended
+//! in block order.
 //!
 //! **Retries.** Connection errors (refused, reset, closed), timeouts
 //! (`--rpc-timeout`), HTTP 408/429/5xx, garbled answers, a missing block
@@ -20,9 +26,10 @@
 //! -32016/-32029/-32090 rate limits, or a message saying rate limit, too many
 //! requests, timeout or try again) are retried up to `--retries` times with
 //! exponential backoff from `--retry-backoff-ms` (doubling, capped at 10 s,
-//! with jitter). Anything else, and the last transient error, stops the
-//! import with a message naming the blocks, the node, the attempts and the
-//! cause.
+//! with jitter), and never sooner than the server's `Retry-After` (which
+//! also holds back every other request of the client). Anything else, and
+//! the last transient error, stops the import with a message naming the
+//! blocks, the node, the attempts and the cause.
 //!
 //! **Resuming.** Without `--from` an import continues after the store's tip
 //! (after checking that the node has the same block there); an empty store
@@ -38,11 +45,17 @@
 //! the head again (the one read before may be the old chain's) and imports
 //! the node's blocks from there. A block whose parent is not the previous
 //! block (the node reorged during a round) ends the round; the next poll
-//! unwinds. A node that stops answering is logged and polled again.
+//! unwinds. Any failure (the node stops answering, a block fails
+//! verification, a write fails) is counted, reported in a
+//! [`FollowerStatus`] and retried with backoff; see [`follow`].
+
+mod follow;
+
+pub use follow::FollowerStatus;
 
 use super::{
     ImportError, ImportStats,
-    pipeline::{Chunk, ChunkResult, Ended, Writer, is_link_error, progress_bar},
+    pipeline::{Chunk, ChunkResult, Ended, Writer, progress_bar},
 };
 use crate::store::{OnBackend, StoreSpec, run_on};
 use alloy::{
@@ -50,16 +63,13 @@ use alloy::{
     rpc::types::{Block, TransactionReceipt},
 };
 use coldchain::{ColdBackend, ColdStorage, convert::block_from_rpc};
-use coldchain_rpc::client::{ClientError, HttpClient};
+use coldchain_client::{ClientConfig, ClientError, HttpClient, MAX_RETRY_AFTER};
 use eyre::Result;
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use serde_json::{Value, json};
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 use tokio_util::sync::CancellationToken;
@@ -67,7 +77,7 @@ use tokio_util::sync::CancellationToken;
 /// Arguments of `coldchain import rpc`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RpcImportArgs {
-    /// The node's JSON-RPC endpoint (http://host:port).
+    /// The node's JSON-RPC endpoint (`http://` or `https://`).
     #[arg(long)]
     pub url: String,
     /// The store: a path (embedded), `postgres://...`, or `mem`.
@@ -95,9 +105,21 @@ pub struct RpcRange {
     /// Blocks per write to the store.
     #[arg(long, default_value_t = 100)]
     pub write_batch: usize,
-    /// JSON-RPC batch requests in flight at once (one connection each).
+    /// JSON-RPC batch requests in flight at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Requests started per second at most (a hosted provider's rate
+    /// limit); default: no limit.
+    #[arg(long)]
+    pub rps: Option<f64>,
+    /// An HTTP header sent with every request, `'Name: value'` (e.g.
+    /// `'Authorization: Bearer KEY'`); repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = coldchain_client::parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// The largest answer accepted, in MiB; a larger one is an error (lower
+    /// --batch for chains with large blocks).
+    #[arg(long, default_value_t = 64)]
+    pub max_response_mb: u64,
     /// After the range, keep importing new blocks as the node makes them,
     /// unwinding the store when the node reorgs.
     #[arg(long, conflicts_with = "to")]
@@ -132,15 +154,18 @@ struct ImportRpc(RpcImportArgs);
 impl OnBackend for ImportRpc {
     type Output = ();
 
+    fn creates(&self) -> bool {
+        true
+    }
+
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
         let handle =
             ColdStorage::builder(backend).write_timeout(Duration::from_secs(300)).build().await?;
-        let client = HttpClient::new(&self.0.url)?;
         let cancel = super::ctrl_c_token();
         let started = Instant::now();
         let mut stats = ImportStats::default();
         let result =
-            import_rpc_into(&handle, &client, &self.0.range, true, &cancel, &mut stats).await;
+            import_rpc_into(&handle, &self.0.url, &self.0.range, true, &cancel, &mut stats).await;
         let summary = stats.summary(
             if result.is_ok() { "import done" } else { "import stopped" },
             started.elapsed(),
@@ -153,18 +178,18 @@ impl OnBackend for ImportRpc {
     }
 }
 
-/// Imports `range` from the node behind `client` into `handle`; see the
+/// Imports `range` from the node at `url` into `handle`; see the
 /// [module docs](self). Returns when the range is done, or with `follow`
 /// when `cancel` fires.
 pub async fn import_rpc<B: ColdBackend>(
     handle: &ColdStorage<B>,
-    client: &HttpClient,
+    url: &str,
     range: &RpcRange,
     progress: bool,
     cancel: &CancellationToken,
 ) -> Result<ImportStats, ImportError> {
     let mut stats = ImportStats::default();
-    import_rpc_into(handle, client, range, progress, cancel, &mut stats).await?;
+    import_rpc_into(handle, url, range, progress, cancel, &mut stats).await?;
     Ok(stats)
 }
 
@@ -172,13 +197,70 @@ pub async fn import_rpc<B: ColdBackend>(
 /// knows what was written before an error).
 pub async fn import_rpc_into<B: ColdBackend>(
     handle: &ColdStorage<B>,
-    client: &HttpClient,
+    url: &str,
     range: &RpcRange,
     progress: bool,
     cancel: &CancellationToken,
     stats: &mut ImportStats,
 ) -> Result<(), ImportError> {
-    let node = Arc::new(Node::new(client.url(), range)?);
+    let status = FollowerStatus::default();
+    import_rpc_with_status(handle, url, range, progress, cancel, stats, &status).await
+}
+
+/// Follows the node at `url` (the range's `--follow` is implied) until
+/// `cancel` fires, reporting in `status`; see [`follow`]. Fails only on
+/// bad arguments: every other failure is retried.
+pub async fn follow_rpc<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    url: &str,
+    range: &RpcRange,
+    cancel: &CancellationToken,
+    status: &FollowerStatus,
+) -> Result<ImportStats, ImportError> {
+    let range = RpcRange { follow: true, to: None, ..range.clone() };
+    let mut stats = ImportStats::default();
+    import_rpc_with_status(handle, url, &range, false, cancel, &mut stats, status).await?;
+    Ok(stats)
+}
+
+/// [`import_rpc_into`], with `--follow` reporting in `status`.
+async fn import_rpc_with_status<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    url: &str,
+    range: &RpcRange,
+    progress: bool,
+    cancel: &CancellationToken,
+    stats: &mut ImportStats,
+    status: &FollowerStatus,
+) -> Result<(), ImportError> {
+    let node = Arc::new(Node::new(url, range)?);
+    if !range.follow {
+        return backfill(handle, &node, range, progress, cancel, stats).await.map(drop);
+    }
+    let _alive = follow::Alive::new(status);
+    match backfill(handle, &node, range, progress, cancel, stats).await {
+        Ok(Ended::Cancelled) => return Ok(()),
+        Ok(Ended::Done) => {}
+        Err(e @ ImportError::Usage(_)) => return Err(e),
+        // The follower retries it.
+        Err(e) => {
+            follow::report(status, &e, Duration::ZERO);
+        }
+    }
+    follow::follow(handle, &node, range, cancel, stats, status).await;
+    Ok(())
+}
+
+/// Imports the range the arguments ask for (up to the head when they name
+/// none); see the [module docs](self).
+async fn backfill<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    node: &Arc<Node>,
+    range: &RpcRange,
+    progress: bool,
+    cancel: &CancellationToken,
+    stats: &mut ImportStats,
+) -> Result<Ended, ImportError> {
     let tip = handle.tip().await.map_err(|e| ImportError::store("reading the store's tip", e))?;
     let head = node.head().await?;
     if let Some(to) = range.to
@@ -238,16 +320,11 @@ pub async fn import_rpc_into<B: ColdBackend>(
     let to = range.to.unwrap_or_else(|| head.saturating_sub(range.confirmations));
     if !diverged && from <= to {
         let bar = progress_bar(progress, Some(to - from + 1), "import rpc", false);
-        let result = import_range(handle, &node, from, to, range, bar.clone(), cancel, stats).await;
+        let result = import_range(handle, node, from, to, range, bar.clone(), cancel, stats).await;
         bar.finish_and_clear();
-        if result? == Ended::Cancelled {
-            return Ok(());
-        }
+        return result;
     }
-    if range.follow {
-        follow(handle, &node, range, cancel, stats).await?;
-    }
-    Ok(())
+    Ok(Ended::Done)
 }
 
 /// Imports blocks `from..=to` through the concurrent fetch pipeline.
@@ -278,125 +355,6 @@ async fn import_range<B: ColdBackend>(
     result
 }
 
-/// Polls the node for new blocks until `cancel` fires; see the
-/// [module docs](self).
-async fn follow<B: ColdBackend>(
-    handle: &ColdStorage<B>,
-    node: &Arc<Node>,
-    range: &RpcRange,
-    cancel: &CancellationToken,
-    stats: &mut ImportStats,
-) -> Result<(), ImportError> {
-    let poll = Duration::from_millis(range.poll_ms.max(10));
-    let mut first = true;
-    loop {
-        if !first {
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(poll) => {}
-            }
-        }
-        first = false;
-        if cancel.is_cancelled() {
-            return Ok(());
-        }
-        let head = match node.head().await {
-            Ok(head) => head,
-            Err(e) => {
-                tracing::warn!(error = %e, "follow: the node did not answer; polling again");
-                continue;
-            }
-        };
-        let tip = handle.durable_tip();
-        if let Some(t) = tip {
-            // Compare at the lower of the two heads: another block there, or
-            // a node that went below the store's tip, means the node reorged.
-            let at = t.number.min(head);
-            let ours = if at == t.number {
-                Some(t.hash)
-            } else {
-                handle
-                    .header(at)
-                    .await
-                    .map_err(|e| ImportError::store(format!("reading block {at}"), e))?
-                    .map(|h| h.hash())
-            };
-            let theirs = match node.block_hash(at).await {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::warn!(error = %e, "follow: the node did not answer; polling again");
-                    continue;
-                }
-            };
-            if t.number > head || ours != theirs {
-                let fork = common_ancestor(handle, node, at).await?;
-                let drained = handle
-                    .drain_above(fork)
-                    .await
-                    .map_err(|e| ImportError::store(format!("unwinding above block {fork}"), e))?;
-                stats.reorged += drained.len() as u64;
-                tracing::info!(
-                    fork,
-                    removed = drained.len(),
-                    old_tip = t.number,
-                    "follow: the node's chain changed; unwound to the last common block"
-                );
-                // `head` was read before the node's chain changed: a target
-                // from it could import blocks within the confirmation depth
-                // of the new head. Read the head again, without waiting.
-                first = true;
-                continue;
-            }
-        }
-        let next = tip.map_or(0, |t| t.number + 1);
-        let target = head.saturating_sub(range.confirmations);
-        if next > target {
-            continue;
-        }
-        let bar = ProgressBar::hidden();
-        match import_range(handle, node, next, target, range, bar, cancel, stats).await {
-            Ok(_) => {}
-            // The node reorged between two calls: the next poll unwinds.
-            Err(e) if is_link_error(&e) => {
-                tracing::info!(error = %e, "follow: the node's chain changed during a round");
-            }
-            Err(e @ (ImportError::Fetch { .. } | ImportError::Node { .. })) => {
-                tracing::warn!(error = %e, "follow: fetching new blocks failed; polling again");
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// The highest block at or below `n` that the store and the node agree on.
-async fn common_ancestor<B: ColdBackend>(
-    handle: &ColdStorage<B>,
-    node: &Node,
-    mut n: BlockNumber,
-) -> Result<BlockNumber, ImportError> {
-    loop {
-        let ours = handle
-            .header(n)
-            .await
-            .map_err(|e| ImportError::store(format!("reading block {n}"), e))?
-            .map(|h| h.hash());
-        let theirs = node.block_hash(n).await?;
-        if ours.is_some() && ours == theirs {
-            return Ok(n);
-        }
-        if ours.is_none() || n == 0 {
-            return Err(ImportError::Node {
-                url: node.url.clone(),
-                reason: format!(
-                    "the node's chain shares no block with the store at or below block {n}; \
-                     it is another chain: use another store"
-                ),
-            });
-        }
-        n -= 1;
-    }
-}
-
 // ------------------------------------------------------------------ the node
 
 /// How often and how patiently to retry.
@@ -411,6 +369,14 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The delay before retry `n` (1-based) after `error`: `base ×
+    /// 2^(n-1)`, capped, with ±25% jitter so that parallel fetches do not
+    /// retry in lockstep; at least the server's `Retry-After`.
+    pub fn delay_after(&self, n: u32, error: &ClientError) -> Duration {
+        let asked = error.retry_after().map_or(Duration::ZERO, |d| d.min(MAX_RETRY_AFTER));
+        self.delay(n).max(asked)
+    }
+
     /// The delay before retry `n` (1-based): `base × 2^(n-1)`, capped, with
     /// ±25% jitter so that parallel fetches do not retry in lockstep.
     pub fn delay(&self, n: u32) -> Duration {
@@ -438,12 +404,12 @@ const TRANSIENT_CODES: [i64; 6] = [-32005, -32603, -32002, -32016, -32029, -3209
 /// Whether `e` is worth retrying; see the [module docs](self).
 pub fn is_transient(e: &ClientError) -> bool {
     match e {
-        ClientError::Io { .. } | ClientError::Timeout { .. } => true,
-        ClientError::Protocol { reason, .. } => match http_status(reason) {
-            Some(status) => status >= 500 || status == 408 || status == 429,
-            // A garbled answer: a proxy or connection problem.
-            None => true,
-        },
+        ClientError::Connect { .. }
+        | ClientError::Transport { .. }
+        | ClientError::Timeout { .. }
+        // A garbled answer: a proxy or connection problem.
+        | ClientError::Protocol { .. } => true,
+        ClientError::Http { status, .. } => *status >= 500 || *status == 408 || *status == 429,
         ClientError::Rpc { code, message, .. } => {
             let m = message.to_ascii_lowercase();
             TRANSIENT_CODES.contains(code)
@@ -451,20 +417,16 @@ pub fn is_transient(e: &ClientError) -> bool {
                     .iter()
                     .any(|s| m.contains(s))
         }
-        ClientError::Url(_) | ClientError::Decode { .. } => false,
+        // A bad URL or header, an oversized answer, an undecodable
+        // result: the same call would fail the same way.
+        _ => false,
     }
 }
 
-/// The status of a `Protocol` error's "HTTP 503: ..." reason.
-fn http_status(reason: &str) -> Option<u16> {
-    reason.strip_prefix("HTTP ")?.get(..3)?.parse().ok()
-}
-
-/// A node behind a few keep-alive connections, with retries.
+/// A node behind one pooled client, with retries.
 pub(crate) struct Node {
     url: String,
-    clients: Vec<Arc<HttpClient>>,
-    next: AtomicUsize,
+    client: Arc<HttpClient>,
     retry: RetryPolicy,
 }
 
@@ -476,14 +438,19 @@ impl Node {
             .ok_or_else(|| {
                 ImportError::Usage("--rpc-timeout must be a positive number of seconds".into())
             })?;
-        let clients = (0..range.concurrency.max(1))
-            .map(|_| HttpClient::new(url).map(|c| Arc::new(c.with_timeout(timeout))))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ImportError::Usage(e.to_string()))?;
+        let config = ClientConfig {
+            timeout,
+            connect_timeout: timeout.min(Duration::from_secs(10)),
+            headers: range.headers.clone(),
+            max_response_bytes: range.max_response_mb.saturating_mul(1 << 20),
+            rps: range.rps,
+            concurrency: range.concurrency.max(1),
+        };
+        let client =
+            HttpClient::with_config(url, &config).map_err(|e| ImportError::Usage(e.to_string()))?;
         Ok(Self {
             url: url.to_owned(),
-            clients,
-            next: AtomicUsize::new(0),
+            client: Arc::new(client),
             retry: RetryPolicy {
                 retries: range.retries,
                 base: Duration::from_millis(range.retry_backoff_ms),
@@ -493,8 +460,7 @@ impl Node {
     }
 
     fn client(&self) -> Arc<HttpClient> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        self.clients[i].clone()
+        self.client.clone()
     }
 
     /// Runs `attempt` until it succeeds, fails permanently, or the retries
@@ -521,7 +487,7 @@ impl Node {
                     });
                 }
                 Err(Failure::Transient(e)) => {
-                    let delay = self.retry.delay(attempts);
+                    let delay = self.retry.delay_after(attempts, &e);
                     tracing::warn!(
                         error = %e,
                         attempt = attempts,
@@ -601,21 +567,27 @@ async fn fetch_chunk(node: Arc<Node>, from: u64, count: u64, progress: u64) -> C
         })
         .await?;
     let url = node.url.clone();
-    let converted = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut blocks = Vec::with_capacity(raw.len());
         for (block, receipts) in raw {
             let n = block.header.inner.number;
-            let data = block_from_rpc(block, receipts)
-                .map_err(|e| ImportError::convert(format!("block {n} from {url}"), e))?;
-            coldchain::verify::verify_block(&data)
-                .map_err(|e| ImportError::verify(format!("verifying block {n} from {url}"), e))?;
-            blocks.push(data);
+            let checked = block_from_rpc(block, receipts)
+                .map_err(|e| ImportError::convert(format!("block {n} from {url}"), e))
+                .and_then(|data| {
+                    coldchain::verify::verify_block(&data)
+                        .map_err(|e| ImportError::verify(format!("block {n} from {url}"), e))?;
+                    Ok(data)
+                });
+            match checked {
+                Ok(data) => blocks.push(data),
+                // The blocks before it are verified: they are written first.
+                Err(e) => return Ok(Chunk::failed_after(blocks, progress, url, 0, e)),
+            }
         }
-        Ok::<_, ImportError>(blocks)
+        Ok(Chunk { blocks, progress, origin: url, skipped: 0, error: None, lines: Vec::new() })
     })
     .await
-    .map_err(|e| ImportError::Panicked(e.to_string()))??;
-    Ok(Chunk { blocks: converted, progress, origin: node.url.clone(), skipped: 0 })
+    .map_err(|e| ImportError::Panicked(e.to_string()))?
 }
 
 type RawBlock = (Block, Vec<TransactionReceipt>);
