@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data)
         && let Ok(a) = parse_address(&Value::String(s.to_owned()))
     {
-        assert_eq!(format!("{a:x}"), s.to_ascii_lowercase());
+        assert_eq!(format!("{a:#x}"), s.to_ascii_lowercase());
     }
     if let Ok(v) = serde_json::from_slice::<Value>(data) {
         let _ = parse_address(&v);

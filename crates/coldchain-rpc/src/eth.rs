@@ -231,7 +231,7 @@ impl<B: ColdBackend> Api<B> {
             // The scan that hit the limit says which blocks fit; it is at
             // least `from` (a one-block range always answers whole).
             Err(ColdError::TooManyLogs { limit, fits_to }) => {
-                let b = fits_to.unwrap_or(from).clamp(from, to);
+                let b = fits_to.unwrap_or(from).max(from).min(to);
                 Err(error_with_data(
                     LIMIT_EXCEEDED,
                     format!(

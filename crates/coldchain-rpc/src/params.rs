@@ -619,6 +619,15 @@ mod tests {
             parse_address(&json!(format!("0x{}é{}", "a".repeat(19), "b".repeat(19)))),
             Err(type_error(SYNTAX, "common.Address"))
         );
+        // The fuzz target `address` flagged these seeds: the harness compared
+        // `{:x}` (no prefix); the parser was right. They round-trip.
+        for s in [
+            "0xdac17f958d2ee523a2206206994597c13d831ec7",
+            "0xdAC17F958D2ee523a2206206994597C13D831ec7",
+        ] {
+            let a = parse_address(&json!(s)).unwrap();
+            assert_eq!(format!("{a:#x}"), s.to_ascii_lowercase());
+        }
         assert_eq!(
             parse_address(&json!("0x12")),
             Err("hex string has length 2, want 40 for common.Address".to_owned())
