@@ -76,7 +76,8 @@ pub struct LimitArgs {
     /// Most blocks per eth_getLogs range (0: no limit).
     #[arg(long, default_value_t = Limits::default().max_block_range)]
     pub max_block_range: u64,
-    /// Most logs per eth_getLogs answer.
+    /// Most logs per eth_getLogs answer, counted at block boundaries: the
+    /// first matching block always comes back whole.
     #[arg(long, default_value_t = Limits::default().max_logs)]
     pub max_logs: usize,
     /// Most addresses, and most topics per position, in a filter.
