@@ -280,6 +280,11 @@ struct Chain {
 impl OnBackend for Soak {
     type Output = SoakReport;
 
+    /// A soak writes: it creates its store (a new or empty one).
+    fn creates(&self) -> bool {
+        true
+    }
+
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<SoakReport> {
         let args = self.0;
         let secs = |s: f64| Duration::from_secs_f64(s.max(0.001));
