@@ -26,7 +26,8 @@
 use super::{ColdStorage, Inner, TipSource, join_result, metrics};
 use crate::{ColdBackend, ColdError, ColdResult, Deadline, DrainedBlock, model::BlockData};
 use alloy::{eips::BlockNumHash, primitives::BlockNumber};
-use std::{future::IntoFuture, pin::Pin, sync::Arc, time::SystemTime};
+use futures::FutureExt;
+use std::{future::IntoFuture, panic::AssertUnwindSafe, pin::Pin, sync::Arc, time::SystemTime};
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -241,6 +242,7 @@ async fn apply<B: ColdBackend>(
     deadline: Deadline,
     tip_timeout: std::time::Duration,
     shutdown: CancellationToken,
+    published: Option<BlockNumHash>,
 ) -> ColdResult<Applied> {
     let drained = match op {
         WriteOp::Append(blocks) => {
@@ -252,17 +254,14 @@ async fn apply<B: ColdBackend>(
             }
             Vec::new()
         }
-        // C14: the tip after a cut is read before it, so that a committed
-        // cut always publishes its tip (a failed read after the commit would
-        // leave the watch above the store). No other write runs meanwhile.
         WriteOp::Truncate(n) => {
-            let tip = tip_after_cut(&backend, n, &deadline).await?;
             backend.truncate_above(n, deadline).await?;
+            let tip = tip_after_cut(&backend, n, published, tip_timeout, &shutdown).await?;
             return Ok(Applied { drained: Vec::new(), tip });
         }
         WriteOp::Drain(n) => {
-            let tip = tip_after_cut(&backend, n, &deadline).await?;
             let drained = backend.drain_above(n, deadline).await?;
+            let tip = tip_after_cut(&backend, n, published, tip_timeout, &shutdown).await?;
             return Ok(Applied { drained, tip });
         }
     };
@@ -272,18 +271,31 @@ async fn apply<B: ColdBackend>(
     Ok(Applied { drained, tip })
 }
 
-/// The store's tip once every block above `n` is gone: the tip itself if it
-/// is at or below `n`, else block `n` (none if `n` is below the first block).
+/// The store's tip after a committed cut above `n`, read with a deadline of
+/// its own (a cut that finished just in time is not reported as failed).
+/// C14: should that read fail, the tip is derived without it: the tip this
+/// handle published if it is at or below `n`, else block `n` (none if the
+/// store holds no block `n`), so a committed cut always publishes its tip.
 async fn tip_after_cut<B: ColdBackend>(
     backend: &B,
     n: BlockNumber,
-    deadline: &Deadline,
+    published: Option<BlockNumHash>,
+    timeout: std::time::Duration,
+    shutdown: &CancellationToken,
 ) -> ColdResult<Option<BlockNumHash>> {
-    let Some(tip) = backend.tip(deadline.clone()).await? else { return Ok(None) };
-    if tip.number <= n {
-        return Ok(Some(tip));
+    let deadline = Deadline::at_or_stopped_by("tip", Instant::now() + timeout, shutdown);
+    let read = AssertUnwindSafe(deadline.run(backend.tip(deadline.clone()))).catch_unwind().await;
+    match read {
+        Ok(Ok(tip)) => return Ok(tip),
+        Ok(Err(e)) => tracing::warn!(error = %e, "reading the tip after a cut failed; deriving it"),
+        Err(_) => tracing::warn!("reading the tip after a cut panicked; deriving it"),
     }
-    let header = backend.header(crate::HeaderSpec::Number(n), deadline.clone()).await?;
+    if published.is_none_or(|t| t.number <= n) {
+        return Ok(published);
+    }
+    let deadline = Deadline::at_or_stopped_by("tip", Instant::now() + timeout, shutdown);
+    let header =
+        deadline.run(backend.header(crate::HeaderSpec::Number(n), deadline.clone())).await?;
     Ok(header.map(|h| BlockNumHash::new(n, h.hash())))
 }
 
@@ -356,11 +368,13 @@ async fn write_one<B: ColdBackend>(inner: &Arc<Inner<B>>, request: WriteRequest)
     let task_shutdown = shutdown.clone();
     let task_deadline = deadline.clone();
     let tip_timeout = inner.config.write_timeout;
+    let published = *inner.tip.borrow();
     let mut task = inner.tracker.spawn(
         async move {
             // The drained permits return when the backend write really ends.
             let _drain = drain;
-            let apply = apply(backend, op, task_deadline, tip_timeout, task_shutdown.clone());
+            let apply =
+                apply(backend, op, task_deadline, tip_timeout, task_shutdown.clone(), published);
             tokio::select! {
                 biased;
                 _ = task_shutdown.cancelled() => Err(ColdError::TaskTerminated),
