@@ -29,7 +29,11 @@ pub use error::ImportError;
 pub use pipeline::ImportStats;
 pub use rpc::{RpcImportArgs, RpcRange, import_rpc};
 
+use crate::store::{OnBackend, StoreSpec, run_on, writing_handle};
+use coldchain::{ColdBackend, ColdStorage};
 use eyre::Result;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Arguments of `coldchain import`.
 #[derive(Debug, clap::Args)]
@@ -58,6 +62,58 @@ pub async fn run(args: ImportArgs) -> Result<()> {
         Source::Rpc(args) => rpc::run(args).await,
         Source::Jsonl(args) => jsonl::run(args).await,
         Source::Era1(args) => era1::run(args).await,
+    }
+}
+
+/// A source of `coldchain import` (`rpc`, `jsonl`, `era1`); the command
+/// around it is written once, in [`run_import`].
+pub(crate) trait ImportSource {
+    /// Imports into `handle`, with progress, until done or `cancel` fires,
+    /// adding what it wrote to `stats` as it goes.
+    fn import<B: ColdBackend>(
+        &self,
+        handle: &ColdStorage<B>,
+        cancel: &CancellationToken,
+        stats: &mut ImportStats,
+    ) -> impl Future<Output = Result<(), ImportError>>;
+
+    /// Logs the closing `summary` of an import into `store`, naming the
+    /// source.
+    fn log_summary(&self, store: &StoreSpec, summary: &str);
+}
+
+/// Runs an import command: opens (or creates) `store`, imports `source`
+/// into it until done or the first Ctrl-C, logs what was written and where
+/// the store ends (also after an error), and shuts the store down.
+pub(crate) async fn run_import<S: ImportSource>(store: &StoreSpec, source: S) -> Result<()> {
+    run_on(store, Import(source)).await
+}
+
+/// The [`OnBackend`] work of [`run_import`].
+struct Import<S>(S);
+
+impl<S: ImportSource> OnBackend for Import<S> {
+    type Output = ();
+
+    fn creates(&self) -> bool {
+        true
+    }
+
+    async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
+        let handle = writing_handle(backend).await?;
+        let cancel = ctrl_c_token();
+        let started = Instant::now();
+        let mut stats = ImportStats::default();
+        let result = self.0.import(&handle, &cancel, &mut stats).await;
+        let summary = stats.summary(
+            if result.is_ok() { "import done" } else { "import stopped" },
+            started.elapsed(),
+            handle.durable_tip(),
+        );
+        self.0.log_summary(store, &summary);
+        handle.shutdown().await;
+        result?;
+        Ok(())
     }
 }
 

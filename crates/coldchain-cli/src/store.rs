@@ -12,9 +12,19 @@
 //! data file that holds no store (emptied or truncated), naming the path,
 //! instead of serving an empty store created in its place.
 
-use coldchain::ColdBackend;
+use coldchain::{ColdBackend, ColdStorage};
 use eyre::Result;
-use std::{fmt, path::PathBuf, str::FromStr};
+use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
+
+/// How long one write of a writing command (`import`, `synth`) may take: a
+/// batch of large blocks on a slow disk or server.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The handle of a writing command: the default timeouts, but a write may
+/// take [`WRITE_TIMEOUT`].
+pub async fn writing_handle<B: ColdBackend>(backend: B) -> Result<ColdStorage<B>> {
+    Ok(ColdStorage::builder(backend).write_timeout(WRITE_TIMEOUT).build().await?)
+}
 
 /// Where the data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

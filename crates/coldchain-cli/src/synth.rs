@@ -1,12 +1,11 @@
 //! `coldchain synth`: writes the reference workload W1 into a store.
 
-use crate::store::{OnBackend, StoreSpec, run_on};
+use crate::store::{OnBackend, StoreSpec, run_on, writing_handle};
 use alloy::primitives::B256;
 use coldchain::{ColdBackend, ColdStorage};
 use coldchain_w1::{W1, W1Params};
 use eyre::{Result, WrapErr, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::time::Duration;
 
 /// Arguments of `coldchain synth`.
 #[derive(Debug, clap::Args)]
@@ -56,8 +55,7 @@ impl OnBackend for Synth {
     }
 
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
-        let handle =
-            ColdStorage::builder(backend).write_timeout(Duration::from_secs(300)).build().await?;
+        let handle = writing_handle(backend).await?;
         let w1 = W1::try_new(self.0.params())?;
         let written = load_w1(&handle, &w1, self.0.batch, true).await?;
         tracing::info!(%store, written, tip = ?handle.durable_tip().map(|t| t.number), "synth done");

@@ -73,6 +73,13 @@ fn charge(
     }
 }
 
+/// The RPC middleware: deadline, metrics, error wording.
+#[derive(Debug, Clone)]
+pub(crate) struct RpcMiddleware<S> {
+    pub(crate) inner: S,
+    pub(crate) config: RpcMiddlewareConfig,
+}
+
 impl<S> RpcMiddleware<S>
 where
     S: RpcServiceT<
@@ -101,26 +108,7 @@ where
         let rp = self.call_inner(req).await;
         charge(&config, ctx.as_ref(), id, rp, in_batch)
     }
-}
 
-/// The RPC middleware: deadline, metrics, error wording.
-#[derive(Debug, Clone)]
-pub(crate) struct RpcMiddleware<S> {
-    pub(crate) inner: S,
-    pub(crate) config: RpcMiddlewareConfig,
-}
-
-impl<S> RpcMiddleware<S>
-where
-    S: RpcServiceT<
-            MethodResponse = MethodResponse,
-            BatchResponse = MethodResponse,
-            NotificationResponse = MethodResponse,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-{
     async fn call_inner(self, req: Request<'_>) -> MethodResponse {
         let id = req.id().into_owned();
         let Some(&label) = self.config.methods.get(req.method_name()) else {

@@ -6,17 +6,10 @@ mod common;
 use coldchain::{ColdStorage, MemBackend};
 use coldchain_client::HttpClient;
 use coldchain_rpc::{RpcConfig, RpcServer};
-use common::{chain, raw_exchange};
+use common::{chain, get};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    let answer = raw_exchange(addr, request.as_bytes(), Duration::from_secs(5)).await;
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    (head.to_owned(), body.to_owned())
-}
 
 #[tokio::test]
 async fn health_and_metrics() {

@@ -6,16 +6,9 @@ mod common;
 
 use coldchain::{ColdStorage, MemBackend};
 use coldchain_rpc::{RpcConfig, RpcServer};
-use common::{chain, raw_exchange};
+use common::{chain, get};
 use serde_json::Value;
 use std::time::Duration;
-
-async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    let answer = raw_exchange(addr, request.as_bytes(), Duration::from_secs(5)).await;
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    (head.to_owned(), body.to_owned())
-}
 
 /// C13 on the server: a dispatched write that failed with nobody waiting for
 /// it makes `/health` answer 503 and name it.

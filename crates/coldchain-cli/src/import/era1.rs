@@ -59,7 +59,7 @@ use super::{
         run_parallel,
     },
 };
-use crate::store::{OnBackend, StoreSpec, run_on};
+use crate::store::StoreSpec;
 use alloy::{
     consensus::{
         BlockBody, Header, TxEnvelope, proofs::calculate_ommers_root,
@@ -78,7 +78,6 @@ use std::{
     fs::File,
     io::{BufReader, Read, Seek, SeekFrom},
     path::{Path, PathBuf},
-    time::{Duration, Instant},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -137,34 +136,21 @@ pub struct Era1ImportArgs {
 /// Runs `coldchain import era1`.
 pub async fn run(args: Era1ImportArgs) -> Result<()> {
     let store = args.store.clone();
-    run_on(&store, ImportEra1(args)).await
+    super::run_import(&store, args).await
 }
 
-struct ImportEra1(Era1ImportArgs);
-
-impl OnBackend for ImportEra1 {
-    type Output = ();
-
-    fn creates(&self) -> bool {
-        true
+impl super::ImportSource for Era1ImportArgs {
+    async fn import<B: ColdBackend>(
+        &self,
+        handle: &ColdStorage<B>,
+        cancel: &CancellationToken,
+        stats: &mut ImportStats,
+    ) -> Result<(), ImportError> {
+        import_era1(handle, self, true, cancel, stats).await
     }
 
-    async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
-        let handle =
-            ColdStorage::builder(backend).write_timeout(Duration::from_secs(300)).build().await?;
-        let cancel = super::ctrl_c_token();
-        let started = Instant::now();
-        let mut stats = ImportStats::default();
-        let result = import_era1(&handle, &self.0, true, &cancel, &mut stats).await;
-        let summary = stats.summary(
-            if result.is_ok() { "import done" } else { "import stopped" },
-            started.elapsed(),
-            handle.durable_tip(),
-        );
-        tracing::info!(%store, path = %self.0.path.display(), "{summary}");
-        handle.shutdown().await;
-        result?;
-        Ok(())
+    fn log_summary(&self, store: &StoreSpec, summary: &str) {
+        tracing::info!(%store, path = %self.path.display(), "{summary}");
     }
 }
 

@@ -37,7 +37,7 @@ use super::{
         run_parallel,
     },
 };
-use crate::store::{OnBackend, StoreSpec, run_on};
+use crate::store::StoreSpec;
 use alloy::{
     primitives::{B256, BlockNumber, U64},
     rpc::types::{Block, TransactionReceipt},
@@ -50,7 +50,6 @@ use std::{
     fs::File,
     io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
-    time::{Duration, Instant},
 };
 
 /// The longest line accepted (a block with all its receipts), in bytes.
@@ -109,7 +108,7 @@ pub async fn run(args: JsonlImportArgs) -> Result<()> {
     // An empty file is refused before the store is opened (or created).
     check_not_empty(&args.file)?;
     let store = args.store.clone();
-    run_on(&store, ImportJsonl(args)).await
+    super::run_import(&store, args).await
 }
 
 /// An empty file is an error: it is a wrong path or a failed download, not
@@ -125,31 +124,18 @@ fn check_not_empty(path: &std::path::Path) -> Result<(), ImportError> {
     Ok(())
 }
 
-struct ImportJsonl(JsonlImportArgs);
-
-impl OnBackend for ImportJsonl {
-    type Output = ();
-
-    fn creates(&self) -> bool {
-        true
+impl super::ImportSource for JsonlImportArgs {
+    async fn import<B: ColdBackend>(
+        &self,
+        handle: &ColdStorage<B>,
+        cancel: &tokio_util::sync::CancellationToken,
+        stats: &mut ImportStats,
+    ) -> Result<(), ImportError> {
+        import_jsonl(handle, self, true, cancel, stats).await
     }
 
-    async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
-        let handle =
-            ColdStorage::builder(backend).write_timeout(Duration::from_secs(300)).build().await?;
-        let cancel = super::ctrl_c_token();
-        let started = Instant::now();
-        let mut stats = ImportStats::default();
-        let result = import_jsonl(&handle, &self.0, true, &cancel, &mut stats).await;
-        let summary = stats.summary(
-            if result.is_ok() { "import done" } else { "import stopped" },
-            started.elapsed(),
-            handle.durable_tip(),
-        );
-        tracing::info!(%store, file = %self.0.file.display(), "{summary}");
-        handle.shutdown().await;
-        result?;
-        Ok(())
+    fn log_summary(&self, store: &StoreSpec, summary: &str) {
+        tracing::info!(%store, file = %self.file.display(), "{summary}");
     }
 }
 

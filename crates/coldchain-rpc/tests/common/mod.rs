@@ -103,6 +103,15 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Str
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A `GET path` over HTTP/1.1 (connection closed after it): the head and the
+/// body of the answer.
+pub async fn get(addr: SocketAddr, path: &str) -> (String, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let answer = raw_exchange(addr, request.as_bytes(), Duration::from_secs(5)).await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
+
 /// A minimal WebSocket JSON-RPC client.
 pub struct Ws {
     sender: soketto::connection::Sender<Compat<TcpStream>>,

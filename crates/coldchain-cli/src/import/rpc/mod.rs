@@ -57,7 +57,7 @@ use super::{
     ImportError, ImportStats,
     pipeline::{Chunk, ChunkResult, Ended, Writer, progress_bar},
 };
-use crate::store::{OnBackend, StoreSpec, run_on};
+use crate::store::StoreSpec;
 use alloy::{
     primitives::{B256, BlockNumber, U64},
     rpc::types::{Block, TransactionReceipt},
@@ -146,35 +146,21 @@ pub struct RpcRange {
 /// Runs `coldchain import rpc`.
 pub async fn run(args: RpcImportArgs) -> Result<()> {
     let store = args.store.clone();
-    run_on(&store, ImportRpc(args)).await
+    super::run_import(&store, args).await
 }
 
-struct ImportRpc(RpcImportArgs);
-
-impl OnBackend for ImportRpc {
-    type Output = ();
-
-    fn creates(&self) -> bool {
-        true
+impl super::ImportSource for RpcImportArgs {
+    async fn import<B: ColdBackend>(
+        &self,
+        handle: &ColdStorage<B>,
+        cancel: &CancellationToken,
+        stats: &mut ImportStats,
+    ) -> Result<(), ImportError> {
+        import_rpc_into(handle, &self.url, &self.range, true, cancel, stats).await
     }
 
-    async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
-        let handle =
-            ColdStorage::builder(backend).write_timeout(Duration::from_secs(300)).build().await?;
-        let cancel = super::ctrl_c_token();
-        let started = Instant::now();
-        let mut stats = ImportStats::default();
-        let result =
-            import_rpc_into(&handle, &self.0.url, &self.0.range, true, &cancel, &mut stats).await;
-        let summary = stats.summary(
-            if result.is_ok() { "import done" } else { "import stopped" },
-            started.elapsed(),
-            handle.durable_tip(),
-        );
-        tracing::info!(%store, url = %self.0.url, "{summary}");
-        handle.shutdown().await;
-        result?;
-        Ok(())
+    fn log_summary(&self, store: &StoreSpec, summary: &str) {
+        tracing::info!(%store, url = %self.url, "{summary}");
     }
 }
 
