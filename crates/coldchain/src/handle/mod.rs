@@ -59,7 +59,7 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 use writer::{Failures, WriteOp, WriteRequest};
-pub use writer::{PendingWrite, WriteFailure, WriteTarget};
+pub use writer::{PendingWrite, RECENT_WRITE_FAILURES, WriteFailure, WriteTarget};
 
 /// Limits and deadlines of a [`ColdStorage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
