@@ -244,35 +244,42 @@ async fn apply<B: ColdBackend>(
     shutdown: CancellationToken,
     published: Option<BlockNumHash>,
 ) -> ColdResult<Applied> {
-    let drained = match op {
+    match op {
         WriteOp::Append(blocks) => {
-            // The new tip is the last appended block: no read needed.
+            // The new tip is the last appended block: no read needed (an
+            // empty append reads it).
             let last = blocks.last().map(BlockData::num_hash);
             backend.append_blocks(blocks, deadline).await?;
-            if let Some(tip) = last {
-                return Ok(Applied { drained: Vec::new(), tip: Some(tip) });
-            }
-            Vec::new()
+            let tip = match last {
+                Some(tip) => Some(tip),
+                None => {
+                    let d = tip_deadline(tip_timeout, &shutdown);
+                    d.run(backend.tip(d.clone())).await?
+                }
+            };
+            Ok(Applied { drained: Vec::new(), tip })
         }
         WriteOp::Truncate(n) => {
             backend.truncate_above(n, deadline).await?;
             let tip = tip_after_cut(&backend, n, published, tip_timeout, &shutdown).await?;
-            return Ok(Applied { drained: Vec::new(), tip });
+            Ok(Applied { drained: Vec::new(), tip })
         }
         WriteOp::Drain(n) => {
             let drained = backend.drain_above(n, deadline).await?;
             let tip = tip_after_cut(&backend, n, published, tip_timeout, &shutdown).await?;
-            return Ok(Applied { drained, tip });
+            Ok(Applied { drained, tip })
         }
-    };
-    // An empty append: read the tip with a deadline of its own.
-    let tip_deadline = Deadline::at_or_stopped_by("tip", Instant::now() + tip_timeout, &shutdown);
-    let tip = tip_deadline.run(backend.tip(tip_deadline.clone())).await?;
-    Ok(Applied { drained, tip })
+    }
 }
 
-/// The store's tip after a committed cut above `n`, read with a deadline of
-/// its own (a cut that finished just in time is not reported as failed).
+/// A deadline of its own for reading the tip after a write, so that a write
+/// that finished just in time is not reported as failed.
+fn tip_deadline(timeout: std::time::Duration, shutdown: &CancellationToken) -> Deadline {
+    Deadline::at_or_stopped_by("tip", Instant::now() + timeout, shutdown)
+}
+
+/// The store's tip after a committed cut above `n`, read with
+/// [`tip_deadline`].
 /// C14: should that read fail, the tip is derived without it: the tip this
 /// handle published if it is at or below `n`, else block `n` (none if the
 /// store holds no block `n`), so a committed cut always publishes its tip.
@@ -283,7 +290,7 @@ async fn tip_after_cut<B: ColdBackend>(
     timeout: std::time::Duration,
     shutdown: &CancellationToken,
 ) -> ColdResult<Option<BlockNumHash>> {
-    let deadline = Deadline::at_or_stopped_by("tip", Instant::now() + timeout, shutdown);
+    let deadline = tip_deadline(timeout, shutdown);
     let read = AssertUnwindSafe(deadline.run(backend.tip(deadline.clone()))).catch_unwind().await;
     match read {
         Ok(Ok(tip)) => return Ok(tip),
@@ -293,7 +300,7 @@ async fn tip_after_cut<B: ColdBackend>(
     if published.is_none_or(|t| t.number <= n) {
         return Ok(published);
     }
-    let deadline = Deadline::at_or_stopped_by("tip", Instant::now() + timeout, shutdown);
+    let deadline = tip_deadline(timeout, shutdown);
     let header =
         deadline.run(backend.header(crate::HeaderSpec::Number(n), deadline.clone())).await?;
     Ok(header.map(|h| BlockNumHash::new(n, h.hash())))
