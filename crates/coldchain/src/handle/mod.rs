@@ -522,7 +522,8 @@ impl<B: ColdBackend> ColdStorage<B> {
         }
     }
 
-    /// The highest stored block, from the backend.    ///
+    /// The highest stored block, from the backend.
+    ///
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future changes nothing. Backend work already
@@ -532,7 +533,8 @@ impl<B: ColdBackend> ColdStorage<B> {
         self.read("tip", |b, d| async move { b.tip(d).await }).await
     }
 
-    /// A header by number or hash (cached).    ///
+    /// A header by number or hash (cached).
+    ///
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future changes nothing. Backend work already
@@ -561,7 +563,8 @@ impl<B: ColdBackend> ColdStorage<B> {
         Ok(header)
     }
 
-    /// A transaction with its confirmation metadata.    ///
+    /// A transaction with its confirmation metadata.
+    ///
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future changes nothing. Backend work already
@@ -571,7 +574,8 @@ impl<B: ColdBackend> ColdStorage<B> {
         self.read("transaction", move |b, d| async move { b.transaction(spec, d).await }).await
     }
 
-    /// All transactions of a block.    ///
+    /// All transactions of a block.
+    ///
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future changes nothing. Backend work already
@@ -589,7 +593,8 @@ impl<B: ColdBackend> ColdStorage<B> {
         .await
     }
 
-    /// A receipt with its context.    ///
+    /// A receipt with its context.
+    ///
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future changes nothing. Backend work already
@@ -599,7 +604,8 @@ impl<B: ColdBackend> ColdStorage<B> {
         self.read("receipt", move |b, d| async move { b.receipt(spec, d).await }).await
     }
 
-    /// All receipts of a block (cached by block number).    ///
+    /// All receipts of a block (cached by block number).
+    ///
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future changes nothing. Backend work already
@@ -636,7 +642,8 @@ impl<B: ColdBackend> ColdStorage<B> {
         }))
     }
 
-    /// Logs matching `filter`, at most `max_logs` (else `TooManyLogs`).    ///
+    /// Logs matching `filter`, at most `max_logs` (else `TooManyLogs`).
+    ///
     /// # Cancel safety
     ///
     /// Cancel-safe: dropping the future changes nothing. Backend work already
@@ -650,7 +657,8 @@ impl<B: ColdBackend> ColdStorage<B> {
 
     /// Appends blocks atomically; waits for room in the queue and for the
     /// write, within the write deadline (counted from the call). `Timeout`
-    /// means the write may or may not be applied: read the tip.    ///
+    /// means the write may or may not be applied: read the tip.
+    ///
     /// # Cancel safety
     ///
     /// Dropping the future while it waits for room in the queue: the write is
@@ -661,7 +669,8 @@ impl<B: ColdBackend> ColdStorage<B> {
         self.write(WriteOp::Append(blocks)).await.map(drop)
     }
 
-    /// Appends one block; see [`Self::append_blocks`].    ///
+    /// Appends one block; see [`Self::append_blocks`].
+    ///
     /// # Cancel safety
     ///
     /// Dropping the future while it waits for room in the queue: the write is
@@ -673,7 +682,8 @@ impl<B: ColdBackend> ColdStorage<B> {
     }
 
     /// Removes every block above `n`. When it returns, no read through this
-    /// handle (cache included) serves a block above `n`.    ///
+    /// handle (cache included) serves a block above `n`.
+    ///
     /// # Cancel safety
     ///
     /// Dropping the future while it waits for room in the queue: the write is
