@@ -26,7 +26,9 @@
 //! more than twice its deadline), `max_read_ms`, and the process's RSS
 //! (`rss_*_mb`, and `rss_anon_*_mb` without file-backed pages such as the
 //! embedded store's map) after a warm-up (a tenth of the run, at most a
-//! minute) and at the end. Accounting is per dispatch: a dispatch counts as
+//! minute) and at the end, each minute (`rss_per_minute_mb`), and its growth
+//! under load (`rss_growth_pct`: the median of the last third of the minutes
+//! over the median of the first third). Accounting is per dispatch: a dispatch counts as
 //! acknowledged when the store committed an append of the same blocks, as
 //! reported when the store failed it or the handle reported its blocks as a
 //! failed write nobody awaited, and as lost otherwise (`lost_blocks` lists
@@ -168,6 +170,13 @@ pub struct SoakReport {
     pub rss_anon_start_mb: f64,
     /// Anonymous resident memory at the end, MiB.
     pub rss_anon_end_mb: f64,
+    /// Resident memory at the end of each minute, under load, MiB.
+    pub rss_per_minute_mb: Vec<f64>,
+    /// Growth under load: the median of the last third of
+    /// `rss_per_minute_mb` over the median of the first third (the first
+    /// minute left out as warm-up), in percent; 0 with fewer than 4 samples.
+    /// One sample swings with the reads in flight; a leak moves the medians.
+    pub rss_growth_pct: f64,
 }
 
 /// Runs `coldchain soak`.
@@ -235,6 +244,11 @@ struct Counters {
     truncations: AtomicU64,
     /// Bumped when each of our truncations has returned.
     truncations_done: AtomicU64,
+    /// Cut points of our truncations that answered `Timeout`: each may
+    /// still be applied later (a queued write is applied or reported, C13),
+    /// which moves the tip back to it when none of our truncations is
+    /// running.
+    unknown_cuts: Mutex<Vec<u64>>,
     wedged: AtomicBool,
 }
 
@@ -392,6 +406,7 @@ impl OnBackend for Soak {
         // caches and permits fill up.
         let warm_up = (duration / 10).min(Duration::from_secs(60));
         let mut rss_start = None;
+        let mut rss_minutes = Vec::new();
         let mut minute = 1;
         while started.elapsed() < duration {
             if rss_start.is_none() && started.elapsed() >= warm_up {
@@ -401,6 +416,7 @@ impl OnBackend for Soak {
             tokio::time::sleep(left.min(Duration::from_millis(200))).await;
             if started.elapsed() >= Duration::from_secs(60 * minute) {
                 let (rss, anon) = rss_mb();
+                rss_minutes.push(rss);
                 eprintln!(
                     "soak: {minute} min: tip {:?}, reads {}, timeouts {}, backpressure {}, reorgs {}, resyncs {}, rss {rss:.0} MiB (anon {anon:.0})",
                     handle.durable_tip().map(|t| t.number),
@@ -501,6 +517,8 @@ impl OnBackend for Soak {
             rss_end_mb: rss_end,
             rss_anon_start_mb: anon_start,
             rss_anon_end_mb: anon_end,
+            rss_growth_pct: rss_growth_pct(&rss_minutes),
+            rss_per_minute_mb: rss_minutes,
         })
     }
 }
@@ -735,6 +753,9 @@ async fn reorg<B: ColdBackend>(
         c.truncations.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let truncated = handle.truncate_above(cut).await;
+        if matches!(truncated, Err(ColdError::Timeout { .. })) {
+            c.unknown_cuts.lock().push(cut);
+        }
         c.truncations_done.fetch_add(1, Ordering::Relaxed);
         c.waited("a reorg's truncate", started.elapsed(), write_timeout);
         let started = Instant::now();
@@ -759,7 +780,9 @@ async fn reorg<B: ColdBackend>(
 
 /// Counts moves of the tip watch backwards that none of our truncations
 /// explains: one is explained if a truncation began after the last
-/// truncation that had returned when the previous tip was seen.
+/// truncation that had returned when the previous tip was seen, or if it
+/// lands exactly on the cut of one of our truncations that answered
+/// `Timeout` (which leaves it queued, to be applied later).
 async fn observe_tip<B: ColdBackend>(
     handle: ColdStorage<Faulty<B>>,
     c: Arc<Counters>,
@@ -783,7 +806,18 @@ async fn observe_tip<B: ColdBackend>(
             (Some(l), Some(t)) => t.number < l.number || (t.number == l.number && t.hash != l.hash),
             (None, _) => false,
         };
-        if backwards && started == last.1 {
+        // Our truncation that timed out, applied now, explains a move back
+        // to exactly its cut point (once).
+        let late_cut = backwards && {
+            let mut cuts = c.unknown_cuts.lock();
+            let at = tip.map_or(0, |t| t.number);
+            let found = cuts.iter().position(|&cut| cut == at);
+            found.map(|i| cuts.swap_remove(i)).is_some()
+        };
+        if late_cut {
+            tracing::info!(from = ?last.0, to = ?tip, "soak: a timed-out truncation of ours was applied late");
+        }
+        if backwards && started == last.1 && !late_cut {
             tracing::error!(from = ?last.0, to = ?tip, "soak: the tip moved backwards");
             Counters::bump(&c.tip_regressions);
         }
@@ -810,6 +844,23 @@ fn parse_status(status: &str) -> (f64, f64) {
     (field("VmRSS:"), field("RssAnon:"))
 }
 
+/// See [`SoakReport::rss_growth_pct`].
+fn rss_growth_pct(per_minute: &[f64]) -> f64 {
+    let samples = per_minute.get(1..).unwrap_or_default();
+    if samples.len() < 3 {
+        return 0.0;
+    }
+    let third = samples.len() / 3;
+    let median = |part: &[f64]| {
+        let mut v = part.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let first = median(&samples[..third]);
+    let last = median(&samples[samples.len() - third..]);
+    if first > 0.0 { (last - first) / first * 100.0 } else { 0.0 }
+}
+
 fn print_report(r: &SoakReport) {
     println!("soak: store={} minutes={:.2}", r.store, r.minutes);
     let value = serde_json::to_value(r).unwrap_or_default();
@@ -825,6 +876,20 @@ fn print_report(r: &SoakReport) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rss_growth_compares_the_medians_of_the_first_and_last_thirds() {
+        // Minute 1 is warm-up, leaving 7 samples.
+        let per_minute = [500.0, 100.0, 130.0, 90.0, 120.0, 100.0, 95.0, 140.0];
+        // Thirds of 2: the medians of [100, 130]
+        // (the upper, 130) and [95, 140] (140).
+        let g = rss_growth_pct(&per_minute);
+        assert!((g - (140.0 - 130.0) / 130.0 * 100.0).abs() < 1e-9, "{g}");
+        // A leak: steady growth shows.
+        let leak: Vec<f64> = (0..30).map(|m| 1000.0 + 20.0 * f64::from(m)).collect();
+        assert!(rss_growth_pct(&leak) > 25.0);
+        assert_eq!(rss_growth_pct(&[1.0, 2.0, 3.0]), 0.0);
+    }
 
     #[test]
     fn rss_is_read_from_proc_status() {
