@@ -161,3 +161,48 @@ async fn import_rpc_round_trip_between_two_servers() {
     assert!(ok);
     drop(source);
 }
+
+#[tokio::test]
+async fn bench_rpc_sweeps_a_running_server() {
+    let served = Served::start(&[
+        "--store",
+        "mem",
+        "--dev",
+        "--dev-blocks",
+        "120",
+        "--dev-txs-per-block",
+        "3",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("sweep.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_coldchain"))
+        .args(["bench-rpc", "--url", &served.url, "--rates", "20,40", "--step-seconds", "0.5"])
+        .args(["--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["blocks"], json!([1_000_000, 1_000_119]));
+    let methods = report["methods"].as_array().unwrap();
+    let names: Vec<&str> = methods.iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert_eq!(names, ["eth_getLogs", "eth_getBlockReceipts", "eth_getTransactionReceipt"]);
+    for m in methods {
+        let steps = m["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 2, "{m}");
+        for (step, rate) in steps.iter().zip([20, 40]) {
+            assert_eq!(step["offered"], rate);
+            // Every request of the step answered with a result: none shed,
+            // failed or errored (a wrong parameter would be an error).
+            assert_eq!(step["ok"], step["sent"], "{step}");
+            assert!(step["p99_ms"].as_f64().unwrap() > 0.0, "{step}");
+        }
+    }
+    // One line per step and a verdict per method (the knee itself depends
+    // on how loaded the machine is).
+    assert_eq!(stderr.matches(" offered ").count(), 6, "{stderr}");
+    assert_eq!(stderr.matches("eth_getLogs: ").count(), 1, "{stderr}");
+    let (ok, _, _, _) =
+        tokio::task::spawn_blocking(move || served.signal_and_wait("-TERM")).await.unwrap();
+    assert!(ok);
+}
