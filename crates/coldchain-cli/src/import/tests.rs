@@ -576,6 +576,7 @@ fn jsonl_import_args(file: &Path) -> JsonlImportArgs {
         batch: 7,
         workers: Some(2),
         to: None,
+        chain_id: None,
     }
 }
 
@@ -921,6 +922,7 @@ fn era1_args(path: PathBuf) -> Era1ImportArgs {
         workers: Some(2),
         checksums: None,
         to: None,
+        chain_id: None,
     }
 }
 
@@ -1212,7 +1214,13 @@ async fn era1_keeps_the_verified_prefix_before_a_bad_block() {
     });
     for batch in [100, 1000] {
         let target = mem_with(vec![]).await;
-        let args = Era1ImportArgs { batch, to: Some(175_300), ..era1_args(path.clone()) };
+        // A renamed file names no network: the chain id is given.
+        let args = Era1ImportArgs {
+            batch,
+            to: Some(175_300),
+            chain_id: Some(11_155_111),
+            ..era1_args(path.clone())
+        };
         let err = import_era1(&target, &args).await.unwrap_err();
         assert!(err.to_string().contains("block 175223"), "{err}");
         assert_eq!(target.tip().await.unwrap().unwrap().number, 175_222, "batch {batch}");
