@@ -118,6 +118,7 @@ pub fn served(stored: Option<u64>, flag: Option<u64>, store: &StoreSpec) -> Resu
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
