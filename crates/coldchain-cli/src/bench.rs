@@ -222,6 +222,7 @@ impl OnBackend for Bench {
             ..W1Params::default()
         };
         let w1 = Arc::new(W1::try_new(params)?);
+        handle.set_chain_id(w1.params().chain_id).await?;
         let mut results = Vec::new();
         let mut targets = Targets {
             tx_hashes: Vec::new(),

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_rpc;
+mod chain_id;
 mod import;
 mod serve;
 mod soak;
@@ -47,6 +48,8 @@ enum Command {
     Export(import::export::ExportArgs),
     /// Check that every index entry of an embedded store agrees with the data.
     Verify(verify::VerifyArgs),
+    /// Print a store's chain id, or record one in a store that has none.
+    ChainId(chain_id::ChainIdArgs),
     /// Run the production pattern (fire-and-forget appends, saturating readers, streams, reorgs, faults) and report.
     Soak(soak::SoakArgs),
 }
@@ -113,6 +116,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Import(args) => import::run(args).await,
             Command::Export(args) => import::export::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::ChainId(args) => chain_id::run(args).await,
             Command::Soak(args) => soak::run(args).await.map(drop),
         }
     })

@@ -4,6 +4,9 @@
 //! answered within their deadline, the store's handle shuts down, and the
 //! process exits 0.
 //!
+//! `eth_chainId` and `net_version` answer the chain id the store records
+//! (see [`crate::chain_id`]); `--chain-id` must agree with it.
+//!
 //! `--dev` loads the reference chain W1 (300 blocks of 150 transactions by
 //! default) into an empty store first, then prints example requests with
 //! real numbers and hashes. `--import-rpc URL` copies a node's chain first
@@ -34,8 +37,11 @@ pub struct ServeArgs {
     /// Where to serve HTTP and WebSocket (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8545")]
     pub addr: SocketAddr,
-    /// The chain id for `eth_chainId` and `net_version` (default 1; with
-    /// `--dev`, W1's).
+    /// The chain id the store must hold: `eth_chainId` and `net_version`
+    /// answer the store's recorded chain id, and a --chain-id that disagrees
+    /// is refused. For a store that records none (written before chain ids
+    /// were recorded) it is the id answered (default 1); record one with
+    /// `coldchain chain-id --set`.
     #[arg(long)]
     pub chain_id: Option<u64>,
     /// Load the W1 chain into an empty store, then print example requests.
@@ -271,14 +277,15 @@ async fn start<B: ColdBackend>(
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .wrap_err("installing the Prometheus recorder")?;
-    let mut chain_id = args.chain_id.unwrap_or(1);
+    // A --chain-id that disagrees with the store is refused before any write.
+    let stored = handle.chain_id().await?;
+    crate::chain_id::check_flag(stored, args.chain_id, store)?;
     let w1 = if args.dev {
         let w1 = W1::try_new(W1Params {
             blocks: args.dev_blocks,
             txs_per_block: args.dev_txs_per_block,
             ..W1Params::default()
         })?;
-        chain_id = args.chain_id.unwrap_or(w1.params().chain_id);
         if handle.tip().await?.is_none() {
             tracing::info!(blocks = args.dev_blocks, "--dev: loading the W1 chain");
             load_w1(handle, &w1, 100, true).await?;
@@ -311,6 +318,8 @@ async fn start<B: ColdBackend>(
         }
     }
 
+    // What the loading recorded (W1's, the node's) is served.
+    let chain_id = crate::chain_id::served(handle.chain_id().await?, args.chain_id, store)?;
     let backend_name = match store {
         StoreSpec::Mem => "mem",
         StoreSpec::Path(_) => "mdbx",

@@ -321,6 +321,7 @@ impl OnBackend for Soak {
             ..W1Params::default()
         };
         let w1 = Arc::new(W1::try_new(params)?);
+        handle.set_chain_id(w1.params().chain_id).await?;
         // Prefill, awaited, without faults.
         eprintln!("soak: writing {} W1 blocks before the soak", args.blocks);
         let range = w1.numbers();

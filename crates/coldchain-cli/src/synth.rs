@@ -65,7 +65,8 @@ impl OnBackend for Synth {
 }
 
 /// Appends the W1 chain to `handle`, resuming after the store's tip when it
-/// already holds a prefix of the same chain. Returns the blocks written.
+/// already holds a prefix of the same chain, after recording W1's chain id
+/// (a store of another chain is refused). Returns the blocks written.
 pub async fn load_w1<B: ColdBackend>(
     handle: &ColdStorage<B>,
     w1: &W1,
@@ -73,6 +74,7 @@ pub async fn load_w1<B: ColdBackend>(
     progress: bool,
 ) -> Result<u64> {
     let range = w1.numbers();
+    crate::chain_id::claim(handle, w1.params().chain_id, "the W1 chain").await?;
     let (mut next, mut parent) = match handle.tip().await? {
         None => (range.start, B256::ZERO),
         Some(tip) if range.contains(&tip.number) => (tip.number + 1, tip.hash),

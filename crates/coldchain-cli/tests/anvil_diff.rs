@@ -441,8 +441,8 @@ async fn coldchain_answers_like_anvil() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("import done"), "{stderr}");
 
-    let served =
-        Served::start(&["--store", "mem", "--chain-id", "31337", "--import-rpc", &anvil.url]);
+    // No --chain-id: the store records anvil's (31337) from the import.
+    let served = Served::start(&["--store", "mem", "--import-rpc", &anvil.url]);
     let o = HttpClient::new(&served.url).unwrap();
 
     for (method, params) in [

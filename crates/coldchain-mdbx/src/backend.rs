@@ -1,6 +1,7 @@
 //! [`MdbxBackend`]: the coldchain backend traits on an MDBX store.
 
 use crate::{
+    chain_id,
     error::{MdbxError, OrCold},
     layout::table,
     logs::{self, Flow},
@@ -256,6 +257,10 @@ impl ColdRead for MdbxBackend {
         true
     }
 
+    async fn chain_id(&self, deadline: Deadline) -> ColdResult<Option<u64>> {
+        self.read("chain_id", deadline, |v, _| chain_id::read(v)).await
+    }
+
     async fn tip(&self, deadline: Deadline) -> ColdResult<Option<BlockNumHash>> {
         self.read("tip", deadline, |v, _| v.tip()).await
     }
@@ -426,6 +431,11 @@ impl ColdWrite for MdbxBackend {
             write::truncate(&store, number, false, &deadline).map(drop)
         })
         .await
+    }
+
+    async fn set_chain_id(&mut self, id: u64, deadline: Deadline) -> ColdResult<()> {
+        let store = self.store.clone();
+        run_blocking("set_chain_id", move || chain_id::set(&store, id, &deadline)).await
     }
 }
 

@@ -20,6 +20,9 @@ pub const MAGIC: &[u8] = b"coldchain-mdbx";
 pub const META_MAGIC: &[u8] = b"magic";
 /// `meta` key of the format version (u32 big-endian).
 pub const META_VERSION: &[u8] = b"format_version";
+/// `meta` key of the store's chain id (u64 big-endian), absent until one is
+/// recorded; an added key, not a format change.
+pub const META_CHAIN_ID: &[u8] = b"chain_id";
 
 /// Table names, in the order they are created.
 pub(crate) mod table {

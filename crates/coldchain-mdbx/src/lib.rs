@@ -48,7 +48,7 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | `"magic"`, `"format_version"` | `coldchain-mdbx`, u32 BE [`FORMAT_VERSION`] |
+//! | `meta` | `"magic"`, `"format_version"`, `"chain_id"` | `coldchain-mdbx`, u32 BE [`FORMAT_VERSION`], u64 BE (absent until recorded) |
 //! | `headers` | block number u64 BE | header: `coldchain::codec` (`0x11`: hash ++ RLP) |
 //! | `block_hashes` | block hash (32) | block number u64 BE |
 //! | `block_txs` | block number u64 BE | first tx number u64 BE ++ tx count u32 BE |
@@ -185,6 +185,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod backend;
+mod chain_id;
 mod error;
 mod journal;
 mod layout;

@@ -135,6 +135,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod chain_id;
 mod conn;
 pub mod error;
 mod notify;
@@ -434,6 +435,10 @@ impl ColdRead for PostgresBackend {
         self.start_tip_watch()
     }
 
+    async fn chain_id(&self, deadline: Deadline) -> ColdResult<Option<u64>> {
+        Box::pin(self.read_chain_id(&deadline)).await
+    }
+
     async fn tip(&self, deadline: Deadline) -> ColdResult<Option<BlockNumHash>> {
         Box::pin(self.read_tip(&deadline)).await
     }
@@ -517,6 +522,10 @@ impl ColdWrite for PostgresBackend {
 
     async fn truncate_above(&mut self, number: BlockNumber, deadline: Deadline) -> ColdResult<()> {
         Box::pin(self.write_truncate(number, false, &deadline)).await.map(drop)
+    }
+
+    async fn set_chain_id(&mut self, chain_id: u64, deadline: Deadline) -> ColdResult<()> {
+        Box::pin(self.write_chain_id(chain_id, &deadline)).await
     }
 }
 

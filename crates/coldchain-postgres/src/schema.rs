@@ -58,6 +58,12 @@
 //! `upkeep.rs`), so queries never scan a long pending list. `logs_block` on
 //! the block number alone
 //! deduplicates to ~6 bytes per log.
+//!
+//! # The chain id column
+//!
+//! `meta.chain_id bigint NULL` (the store's chain id, see `chain_id.rs`) is
+//! added on open when missing, after the migrations and outside them: it is
+//! additive and older servers never read it, so it bumps no version.
 
 use crate::error::PgError;
 use tokio_postgres::Client;
@@ -163,6 +169,7 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<i32, PgError> {
         .await?;
         tracing::info!(version, "coldchain-postgres: applied schema migration");
     }
+    crate::chain_id::add_column(&txn).await?;
     txn.commit().await?;
     Ok(SCHEMA_VERSION)
 }

@@ -29,6 +29,13 @@
 //!    whole whatever its size, and `TooManyLogs::fits_to` names the last
 //!    block of the longest range that fits, from the same scan.
 //! 6. **Absence is not an error**: unknown numbers and hashes are `Ok(None)`.
+//! 7. **Chain id.** The store records one chain id, kept apart from the
+//!    blocks (truncates and drains leave it) and across reopening.
+//!    [`ColdWrite::set_chain_id`] records it when the store has none, is a
+//!    no-op for the same id, and refuses another with
+//!    `ColdError::ChainIdMismatch`, atomically (a compare-and-set, also
+//!    between two writers of one database). [`ColdRead::chain_id`] reads it;
+//!    `None` for a store that never had one.
 //!
 //! Run `coldchain::testing::conformance` (feature `test-utils`) and the
 //! model-based property test against the backend; both are one call.
@@ -82,6 +89,10 @@ pub trait ColdRead: Clone + Send + Sync + 'static {
     fn tip_updates(&self) -> Option<tokio::sync::watch::Receiver<Option<BlockNumHash>>> {
         None
     }
+
+    /// The chain id the store recorded (see [`ColdWrite::set_chain_id`]),
+    /// `None` when it has none.
+    fn chain_id(&self, deadline: Deadline) -> impl Future<Output = ColdResult<Option<u64>>> + Send;
 
     /// The highest stored block, `None` when empty.
     fn tip(
@@ -260,6 +271,16 @@ pub trait ColdWrite: Send + 'static {
     fn truncate_above(
         &mut self,
         number: BlockNumber,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<()>> + Send;
+
+    /// Records `chain_id` as the store's chain id if it has none; `Ok` if it
+    /// already records the same one; `ChainIdMismatch` (nothing changed) if
+    /// it records another. Atomic: two writers offering different ids
+    /// cannot both succeed.
+    fn set_chain_id(
+        &mut self,
+        chain_id: u64,
         deadline: Deadline,
     ) -> impl Future<Output = ColdResult<()>> + Send;
 }

@@ -101,6 +101,19 @@ pub enum ColdError {
         /// Its error.
         error: String,
     },
+    /// The store holds blocks of another chain than the one offered: a
+    /// store records its chain id once ([`crate::ColdWrite::set_chain_id`])
+    /// and refuses any other.
+    #[error(
+        "chain id mismatch: the store holds chain {stored}, not chain {given}; \
+         use another store for chain {given}"
+    )]
+    ChainIdMismatch {
+        /// The chain id the store recorded.
+        stored: u64,
+        /// The chain id that was offered.
+        given: u64,
+    },
     /// Stored bytes could not be decoded.
     #[error("corrupt or unsupported stored data: {0}")]
     Codec(#[from] crate::codec::CodecError),
@@ -154,6 +167,7 @@ impl ColdError {
             Self::ReorgDetected { .. } => "reorg",
             Self::Panicked { .. } => "panic",
             Self::EarlierWriteFailed { .. } => "earlier_write_failed",
+            Self::ChainIdMismatch { .. } => "chain_id_mismatch",
             Self::Codec(_) => "codec",
             Self::Verify(_) => "verify",
             Self::Backend(_) => "backend",

@@ -56,6 +56,8 @@ struct Shared {
     block_hashes: RwLock<HashMap<B256, BlockNumber>>,
     /// Tx hash -> (block number, index); verified against the snapshot.
     tx_hashes: RwLock<HashMap<TxHash, Vec<(BlockNumber, u32)>>>,
+    /// The recorded chain id; changed under the write lock.
+    chain_id: RwLock<Option<u64>>,
     write: Mutex<()>,
 }
 
@@ -144,6 +146,10 @@ impl MemBackend {
 impl ColdRead for MemBackend {
     fn snapshot_reads(&self) -> bool {
         true
+    }
+
+    async fn chain_id(&self, _deadline: Deadline) -> ColdResult<Option<u64>> {
+        Ok(*self.shared.chain_id.read())
     }
 
     async fn tip(&self, _deadline: Deadline) -> ColdResult<Option<BlockNumHash>> {
@@ -285,6 +291,20 @@ impl ColdWrite for MemBackend {
 
     async fn truncate_above(&mut self, number: BlockNumber, d: Deadline) -> ColdResult<()> {
         self.drain_above(number, d).await.map(drop)
+    }
+
+    async fn set_chain_id(&mut self, chain_id: u64, _d: Deadline) -> ColdResult<()> {
+        let _guard = self.shared.write.lock();
+        let mut stored = self.shared.chain_id.write();
+        match *stored {
+            Some(id) if id != chain_id => {
+                Err(ColdError::ChainIdMismatch { stored: id, given: chain_id })
+            }
+            _ => {
+                *stored = Some(chain_id);
+                Ok(())
+            }
+        }
     }
 }
 

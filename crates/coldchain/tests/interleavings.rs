@@ -409,6 +409,10 @@ impl ColdRead for Watched {
         self.notify.as_ref().map(|(_, rx)| rx.clone())
     }
 
+    async fn chain_id(&self, d: Deadline) -> ColdResult<Option<u64>> {
+        self.gated.chain_id(d).await
+    }
+
     async fn tip(&self, d: Deadline) -> ColdResult<Option<BlockNumHash>> {
         self.gated.tip(d).await
     }
@@ -477,6 +481,10 @@ impl ColdWrite for Watched {
         self.gated.truncate_above(n, d).await?;
         self.committed(WriteDesc::Truncate(n), true).await;
         Ok(())
+    }
+
+    async fn set_chain_id(&mut self, chain_id: u64, d: Deadline) -> ColdResult<()> {
+        self.gated.set_chain_id(chain_id, d).await
     }
 }
 

@@ -38,7 +38,10 @@
 //!   difficulty (genesis: its difficulty);
 //! - the epoch accumulator recomputed from the (hash, total difficulty)
 //!   records equals the file's Accumulator record, and the file name's hash
-//!   part and epoch agree with it.
+//!   part and epoch agree with it;
+//! - the file's network (its name's `<network>`, see [`NETWORKS`], or
+//!   `--chain-id`) is the store's chain (see [`crate::chain_id`]), and a
+//!   file that starts at block 0 starts with that network's genesis.
 //!
 //! Only then a second pass decodes bodies and receipts on worker threads
 //! (one per core but one, see [`default_workers`]): the ommers hash of the
@@ -65,7 +68,7 @@ use alloy::{
         BlockBody, Header, TxEnvelope, proofs::calculate_ommers_root,
         transaction::SignerRecoverable,
     },
-    primitives::{B256, BlockNumber, Sealable, U256},
+    primitives::{B256, BlockNumber, Sealable, U256, b256},
     rlp::Decodable,
 };
 use coldchain::{
@@ -131,6 +134,97 @@ pub struct Era1ImportArgs {
     /// Stop after this block.
     #[arg(long)]
     pub to: Option<u64>,
+    /// The archives' chain id, for files whose name does not say a known
+    /// network (`mainnet-…` is 1, `sepolia-…` 11155111); with a known
+    /// network it must agree.
+    #[arg(long)]
+    pub chain_id: Option<u64>,
+}
+
+/// Networks whose pre-merge history is published as era1 archives: the
+/// `<network>` of their file names, the chain id and the genesis hash.
+pub const NETWORKS: &[(&str, u64, B256)] = &[
+    ("mainnet", 1, b256!("d4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3")),
+    (
+        "sepolia",
+        11_155_111,
+        b256!("25a5cc106eea7138acab33231d7160d69cb777ee0c2c553fcddf5138993e6dd9"),
+    ),
+];
+
+/// The `<network>` of a `<network>-<epoch>-<hash>.era1` file name.
+fn network_of(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_str()?;
+    let parts: Vec<&str> = stem.rsplitn(3, '-').collect();
+    (parts.len() == 3).then(|| parts[2].to_owned())
+}
+
+/// The chain id of the archives `layouts` (one network, see
+/// [`list_files`]): from the file names' network, or `flag`; both, they
+/// must agree. Files whose name says no known network, without `flag`, are
+/// taken as the chain the store records (`stored`); into a store without
+/// one they are refused. Also the genesis hash to expect, when known.
+pub fn chain_of(
+    layouts: &[Era1Layout],
+    flag: Option<u64>,
+    stored: Option<u64>,
+) -> Result<(u64, Option<B256>), ImportError> {
+    let Some(first) = layouts.first() else {
+        return Err(ImportError::Usage("no era1 files".into()));
+    };
+    let network = network_of(&first.path);
+    let known = network.as_deref().and_then(|n| NETWORKS.iter().find(|(name, ..)| *name == n));
+    if let Some((name, id, genesis)) = known {
+        return match flag {
+            Some(flag) if flag != *id => Err(ImportError::Usage(format!(
+                "{} is a {name} archive (chain id {id}) but --chain-id is {flag}",
+                first.path.display()
+            ))),
+            _ => Ok((*id, Some(*genesis))),
+        };
+    }
+    let Some(id) = flag.or(stored) else {
+        return Err(ImportError::Usage(format!(
+            "cannot tell the chain of {}: its name does not start with a known network ({}) \
+             and the store records no chain id; pass --chain-id",
+            first.path.display(),
+            NETWORKS.iter().map(|(n, ..)| *n).collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let genesis = NETWORKS.iter().find(|(_, n, _)| *n == id).map(|(.., g)| *g);
+    Ok((id, genesis))
+}
+
+/// Checks that the first file, if it starts at block 0, starts with
+/// `genesis` (pass 1 verifies the rest of the chain from there). Reads one
+/// header; blocking.
+fn check_genesis(
+    layout: &Era1Layout,
+    chain_id: u64,
+    genesis: Option<B256>,
+) -> Result<(), ImportError> {
+    let (Some(expected), 0, Some(offset)) = (genesis, layout.start, layout.offsets.first()) else {
+        return Ok(());
+    };
+    let origin = layout.path.display().to_string();
+    let mut r = E2Reader::open(&layout.path)?;
+    r.seek(*offset)?;
+    let rec = r.expect(types::COMPRESSED_HEADER, "CompressedHeader")?;
+    let data = r.read_data(&rec)?;
+    let header: Header = unsnappy(&data)
+        .and_then(|rlp| decode_exact(&rlp))
+        .map_err(|e| ImportError::malformed(format!("{origin}: block 0: header"), e))?;
+    let hash = header.hash_slow();
+    if hash != expected {
+        return Err(ImportError::Mismatch {
+            origin,
+            number: 0,
+            field: "hash",
+            expected: format!("{expected} (the genesis of chain {chain_id})"),
+            got: hash.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Runs `coldchain import era1`.
@@ -799,13 +893,8 @@ pub fn list_files(path: &Path) -> Result<Vec<Era1Layout>, ImportError> {
     };
     let mut layouts = files.iter().map(|f| read_layout(f)).collect::<Result<Vec<_>, _>>()?;
     layouts.sort_by_key(|l| l.start);
-    let network = |l: &Era1Layout| {
-        let stem = l.path.file_stem()?.to_str()?;
-        let parts: Vec<&str> = stem.rsplitn(3, '-').collect();
-        (parts.len() == 3).then(|| parts[2].to_owned())
-    };
     for pair in layouts.windows(2) {
-        if let (Some(a), Some(b)) = (network(&pair[0]), network(&pair[1]))
+        if let (Some(a), Some(b)) = (network_of(&pair[0].path), network_of(&pair[1].path))
             && a != b
         {
             return Err(ImportError::Usage(format!(
@@ -850,6 +939,22 @@ pub async fn import_era1<B: ColdBackend>(
         .map_err(|e| ImportError::Panicked(e.to_string()))??;
         tracing::info!(files = layouts.len(), "era1: checksums match the list");
     }
+    // The store records the archives' chain, or refuses another before any
+    // write.
+    let stored = handle
+        .chain_id()
+        .await
+        .map_err(|e| ImportError::store("reading the store's chain id", e))?;
+    let (chain_id, genesis) = chain_of(&layouts, args.chain_id, stored)?;
+    let first = layouts[0].clone();
+    tokio::task::spawn_blocking(move || check_genesis(&first, chain_id, genesis))
+        .await
+        .map_err(|e| ImportError::Panicked(e.to_string()))??;
+    let source = match args.chain_id {
+        Some(_) => "--chain-id".to_owned(),
+        None => format!("the network of {}", layouts[0].path.display()),
+    };
+    crate::chain_id::claim(handle, chain_id, &source).await?;
     let tip = handle.tip().await.map_err(|e| ImportError::store("reading the store's tip", e))?;
     let todo: Vec<Era1Layout> = layouts
         .into_iter()

@@ -24,6 +24,13 @@
 //! `--batch` blocks per write. Memory is bounded by the queue between them
 //! (see [`super::pipeline`]).
 //!
+//! # Chain id
+//!
+//! A file names no chain: `--chain-id N` records N as the store's chain id
+//! (or refuses a store of another chain before any write); without it the
+//! store keeps the id it records, and one without stays without (see
+//! [`crate::chain_id`]).
+//!
 //! # Resuming
 //!
 //! When the store already holds blocks, lines up to its tip are skipped
@@ -80,6 +87,11 @@ pub struct JsonlImportArgs {
     /// Stop after this block.
     #[arg(long)]
     pub to: Option<u64>,
+    /// The chain of the file's blocks: recorded as the store's chain id, or
+    /// checked against the one it records. Without it the store keeps what
+    /// it records (a store without a chain id stays without one).
+    #[arg(long)]
+    pub chain_id: Option<u64>,
 }
 
 /// One line of the file.
@@ -152,6 +164,21 @@ pub async fn import_jsonl<B: ColdBackend>(
     check_not_empty(&path)?;
     let file = File::open(&path).map_err(|e| ImportError::io(&path, e))?;
     let len = file.metadata().map_err(|e| ImportError::io(&path, e))?.len();
+    match args.chain_id {
+        Some(id) => crate::chain_id::claim(handle, id, "--chain-id").await?,
+        None => {
+            let stored = handle
+                .chain_id()
+                .await
+                .map_err(|e| ImportError::store("reading the store's chain id", e))?;
+            if stored.is_none() {
+                tracing::warn!(
+                    "the store records no chain id and a JSON lines file names none: pass \
+                     --chain-id, or record it later with `coldchain chain-id --set <ID>`"
+                );
+            }
+        }
+    }
     let tip = handle.tip().await.map_err(|e| ImportError::store("reading the store's tip", e))?;
     let workers = args.workers.unwrap_or_else(default_workers).max(1);
     let (tx, rx) = tokio::sync::mpsc::channel(queue_capacity(workers, LINES_PER_JOB, args.batch));

@@ -290,8 +290,8 @@ async fn rpc_import_is_concurrent_ordered_and_verified() {
     let stats = import(&node.url, &target, &range()).await.unwrap();
     assert_eq!(stats.blocks, 61);
     assert_same(&source, &target, 1000, 1060).await;
-    // 16 batch requests of 4 blocks, plus head and earliest.
-    assert_eq!(node.state.forwarded.load(Ordering::SeqCst), 16 + 2);
+    // 16 batch requests of 4 blocks, plus chain id, head and earliest.
+    assert_eq!(node.state.forwarded.load(Ordering::SeqCst), 16 + 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,8 +342,9 @@ async fn rpc_import_waits_for_a_node_that_refuses_connections() {
 async fn rpc_import_gives_up_with_a_clear_error_and_resumes_from_the_tip() {
     let source = mem_with(chain(200, 50, B256::ZERO, 4)).await;
     let node = FakeNode::start(&source, vec![]).await;
-    // Head and earliest, then 5 batches of 4 blocks; then HTTP 503 forever.
-    *node.state.fail_after.lock() = Some((7, Fault::Http(503)));
+    // Chain id, head and earliest, then 5 batches of 4 blocks; then HTTP
+    // 503 forever.
+    *node.state.fail_after.lock() = Some((8, Fault::Http(503)));
     let target = mem_with(vec![]).await;
     let range = RpcRange { concurrency: 1, retries: 2, ..range() };
     let started = Instant::now();
@@ -576,6 +577,7 @@ fn jsonl_import_args(file: &Path) -> JsonlImportArgs {
         batch: 7,
         workers: Some(2),
         to: None,
+        chain_id: None,
     }
 }
 
@@ -921,6 +923,7 @@ fn era1_args(path: PathBuf) -> Era1ImportArgs {
         workers: Some(2),
         checksums: None,
         to: None,
+        chain_id: None,
     }
 }
 
@@ -1212,7 +1215,13 @@ async fn era1_keeps_the_verified_prefix_before_a_bad_block() {
     });
     for batch in [100, 1000] {
         let target = mem_with(vec![]).await;
-        let args = Era1ImportArgs { batch, to: Some(175_300), ..era1_args(path.clone()) };
+        // A renamed file names no network: the chain id is given.
+        let args = Era1ImportArgs {
+            batch,
+            to: Some(175_300),
+            chain_id: Some(11_155_111),
+            ..era1_args(path.clone())
+        };
         let err = import_era1(&target, &args).await.unwrap_err();
         assert!(err.to_string().contains("block 175223"), "{err}");
         assert_eq!(target.tip().await.unwrap().unwrap().number, 175_222, "batch {batch}");

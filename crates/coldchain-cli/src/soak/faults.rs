@@ -164,7 +164,8 @@ impl<B> Faulty<B> {
         if !self.state.enabled.load(Ordering::Relaxed) {
             return;
         }
-        let write = matches!(op, "append_blocks" | "truncate_above" | "drain_above");
+        let write =
+            matches!(op, "append_blocks" | "truncate_above" | "drain_above" | "set_chain_id");
         if write && self.rates.reads_only {
             return;
         }
@@ -205,6 +206,11 @@ impl<B: ColdBackend> ColdRead for Faulty<B> {
 
     fn tip_updates(&self) -> Option<watch::Receiver<Option<BlockNumHash>>> {
         self.inner.tip_updates()
+    }
+
+    async fn chain_id(&self, d: Deadline) -> ColdResult<Option<u64>> {
+        self.fault("chain_id", &d).await;
+        self.inner.chain_id(d).await
     }
 
     async fn tip(&self, d: Deadline) -> ColdResult<Option<BlockNumHash>> {
@@ -283,6 +289,11 @@ impl<B: ColdBackend> ColdWrite for Faulty<B> {
     async fn truncate_above(&mut self, n: BlockNumber, d: Deadline) -> ColdResult<()> {
         self.fault("truncate_above", &d).await;
         self.inner.truncate_above(n, d).await
+    }
+
+    async fn set_chain_id(&mut self, chain_id: u64, d: Deadline) -> ColdResult<()> {
+        self.fault("set_chain_id", &d).await;
+        self.inner.set_chain_id(chain_id, d).await
     }
 }
 

@@ -522,6 +522,18 @@ impl<B: ColdBackend> ColdStorage<B> {
         }
     }
 
+    /// The chain id the store recorded, `None` if it has none (see
+    /// [`crate::ColdWrite::set_chain_id`]); a read like the others.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future changes nothing. Backend work already
+    /// started runs on to its end or its deadline and keeps its read permit
+    /// until then (C1).
+    pub async fn chain_id(&self) -> ColdResult<Option<u64>> {
+        self.read("chain_id", |b, d| async move { b.chain_id(d).await }).await
+    }
+
     /// The highest stored block, from the backend.
     ///
     /// # Cancel safety
@@ -705,6 +717,22 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// [`PendingWrite`].
     pub async fn drain_above(&self, n: BlockNumber) -> ColdResult<Vec<DrainedBlock>> {
         self.write(WriteOp::Drain(n)).await
+    }
+
+    /// Records `chain_id` as the store's chain id if it has none; `Ok` if
+    /// it records the same one; `ChainIdMismatch` naming both if it records
+    /// another. A write like the others: queued in order with the appends
+    /// (so a set before an import's first append lands before its blocks),
+    /// under the write deadline; the tip does not change.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits for room in the queue: nothing is
+    /// queued. Once queued, the write is applied anyway (see
+    /// [`PendingWrite`]); if it then fails, the failure is reported through
+    /// the handle (C13).
+    pub async fn set_chain_id(&self, chain_id: u64) -> ColdResult<()> {
+        self.write(WriteOp::SetChainId(chain_id)).await.map(drop)
     }
 
     /// Queues an append without waiting (C8): a full queue is `Backpressure`

@@ -40,6 +40,7 @@ pub(crate) enum WriteOp {
     Append(Vec<BlockData>),
     Truncate(BlockNumber),
     Drain(BlockNumber),
+    SetChainId(u64),
 }
 
 impl WriteOp {
@@ -48,6 +49,7 @@ impl WriteOp {
             Self::Append(_) => "append_blocks",
             Self::Truncate(_) => "truncate_above",
             Self::Drain(_) => "drain_above",
+            Self::SetChainId(_) => "set_chain_id",
         }
     }
 
@@ -60,6 +62,7 @@ impl WriteOp {
                 _ => WriteTarget::Nothing,
             },
             Self::Truncate(n) | Self::Drain(n) => WriteTarget::Above(*n),
+            Self::SetChainId(id) => WriteTarget::ChainId(*id),
         }
     }
 }
@@ -78,6 +81,8 @@ pub enum WriteTarget {
     Above(BlockNumber),
     /// An empty append.
     Nothing,
+    /// A `set_chain_id` of this chain id (no blocks).
+    ChainId(u64),
 }
 
 impl std::fmt::Display for WriteTarget {
@@ -86,6 +91,7 @@ impl std::fmt::Display for WriteTarget {
             Self::Blocks { first, last } => write!(f, "blocks {first}..={last}"),
             Self::Above(n) => write!(f, "the blocks above {n}"),
             Self::Nothing => f.write_str("no blocks"),
+            Self::ChainId(id) => write!(f, "chain id {id}"),
         }
     }
 }
@@ -94,7 +100,8 @@ impl std::fmt::Display for WriteTarget {
 /// [`ColdStorage::last_unobserved_write_failure`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteFailure {
-    /// The operation (`append_blocks`, `truncate_above`, `drain_above`).
+    /// The operation (`append_blocks`, `truncate_above`, `drain_above`,
+    /// `set_chain_id`).
     pub op: &'static str,
     /// The blocks it concerned.
     pub target: WriteTarget,
@@ -233,7 +240,9 @@ impl<B: ColdBackend> ColdStorage<B> {
 /// What a finished write changed.
 struct Applied {
     drained: Vec<DrainedBlock>,
-    tip: Option<BlockNumHash>,
+    /// The tip after the write; `None` for a write that cannot change it
+    /// (nothing to publish).
+    tip: Option<Option<BlockNumHash>>,
 }
 
 async fn apply<B: ColdBackend>(
@@ -257,17 +266,23 @@ async fn apply<B: ColdBackend>(
                     d.run(backend.tip(d.clone())).await?
                 }
             };
-            Ok(Applied { drained: Vec::new(), tip })
+            Ok(Applied { drained: Vec::new(), tip: Some(tip) })
         }
         WriteOp::Truncate(n) => {
             backend.truncate_above(n, deadline).await?;
             let tip = tip_after_cut(&backend, n, published, tip_timeout, &shutdown).await?;
-            Ok(Applied { drained: Vec::new(), tip })
+            Ok(Applied { drained: Vec::new(), tip: Some(tip) })
         }
         WriteOp::Drain(n) => {
             let drained = backend.drain_above(n, deadline).await?;
             let tip = tip_after_cut(&backend, n, published, tip_timeout, &shutdown).await?;
-            Ok(Applied { drained, tip })
+            Ok(Applied { drained, tip: Some(tip) })
+        }
+        WriteOp::SetChainId(id) => {
+            backend.set_chain_id(id, deadline).await?;
+            // The blocks did not change: publishing the tip read before
+            // this write could undo a newer one the follower saw (C14).
+            Ok(Applied { drained: Vec::new(), tip: None })
         }
     }
 }
@@ -333,7 +348,7 @@ async fn write_one<B: ColdBackend>(inner: &Arc<Inner<B>>, request: WriteRequest)
     let target = op.target();
     let cut = match op {
         WriteOp::Truncate(n) | WriteOp::Drain(n) => Some(n),
-        WriteOp::Append(_) => None,
+        WriteOp::Append(_) | WriteOp::SetChainId(_) => None,
     };
     let shutdown = &inner.shutdown;
     // C13: an earlier write failed and nobody saw it: refuse this one with
@@ -411,7 +426,9 @@ async fn write_one<B: ColdBackend>(inner: &Arc<Inner<B>>, request: WriteRequest)
     }
     let result = join_result(name, joined).map(|applied| {
         // C11, C14: publish the tip before anyone is answered.
-        inner.publish_tip(applied.tip, TipSource::Writer);
+        if let Some(tip) = applied.tip {
+            inner.publish_tip(tip, TipSource::Writer);
+        }
         applied.drained
     });
     if let Err(e) = &result {

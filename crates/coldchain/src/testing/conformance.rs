@@ -26,6 +26,9 @@
 //! - the tip, batches, contiguity errors and all-or-nothing appends;
 //! - `truncate_above` and `drain_above`, including a reorg to a different fork
 //!   at the same heights;
+//! - the chain id: recorded once, the same id again accepted, another
+//!   refused with `ChainIdMismatch`, kept through truncates and drains, and
+//!   recordable in a store that already holds blocks;
 //! - `get_logs` with every edge of [`crate::filter`], compared against a
 //!   brute-force scan of the appended blocks, and the block-boundary rule of
 //!   `max_logs`: the first matching block comes back whole, `fits_to` of
@@ -136,6 +139,9 @@ where
         truncate_below_first_removes_all,
         reorg_to_other_fork_forgets_old_blocks,
         drain_above_returns_removed_blocks,
+        chain_id_is_recorded_once,
+        chain_id_can_follow_blocks,
+        chain_id_full_range,
         logs_max_logs_boundary,
         logs_first_block_comes_back_whole,
         logs_suggested_range_fits,
@@ -1012,6 +1018,50 @@ async fn drain_above_returns_removed_blocks<B: ColdBackend>(mut b: B) {
     let rest = b.drain_above(0, dl()).await.expect("drain_above(0)");
     assert_eq!(rest.len(), 5, "drain_above(0) removes 1..=5");
     assert_holds_exactly(&b, &blocks[..1]).await;
+}
+
+async fn chain_id<B: ColdRead>(b: &B) -> Option<u64> {
+    b.chain_id(dl()).await.expect("chain_id")
+}
+
+async fn chain_id_is_recorded_once<B: ColdBackend>(mut b: B) {
+    assert_eq!(chain_id(&b).await, None, "an empty store has no chain id");
+    b.set_chain_id(11_155_111, dl()).await.expect("set_chain_id on an empty store");
+    assert_eq!(chain_id(&b).await, Some(11_155_111), "the recorded chain id");
+    b.set_chain_id(11_155_111, dl()).await.expect("set_chain_id of the same id");
+    match b.set_chain_id(1, dl()).await {
+        Err(ColdError::ChainIdMismatch { stored: 11_155_111, given: 1 }) => {}
+        other => panic!("set_chain_id of another id: expected ChainIdMismatch, got {other:?}"),
+    }
+    assert_eq!(chain_id(&b).await, Some(11_155_111), "a refused id changes nothing");
+    let blocks = test_chain(0, 6, B256::ZERO, 19);
+    append(&mut b, &blocks).await;
+    b.truncate_above(2, dl()).await.expect("truncate_above(2)");
+    b.drain_above(0, dl()).await.expect("drain_above(0)");
+    assert_eq!(chain_id(&b).await, Some(11_155_111), "truncates and drains keep the chain id");
+}
+
+async fn chain_id_full_range<B: ColdBackend>(mut b: B) {
+    // Past i64::MAX (a database's signed integer) it is still the same id.
+    b.set_chain_id(u64::MAX, dl()).await.expect("set_chain_id(u64::MAX)");
+    assert_eq!(chain_id(&b).await, Some(u64::MAX), "chain id u64::MAX round-trips");
+    match b.set_chain_id(u64::MAX - 1, dl()).await {
+        Err(ColdError::ChainIdMismatch { stored: u64::MAX, given }) if given == u64::MAX - 1 => {}
+        other => panic!("set_chain_id of another large id: {other:?}"),
+    }
+}
+
+async fn chain_id_can_follow_blocks<B: ColdBackend>(mut b: B) {
+    // A store written before chain ids were recorded: blocks, no id.
+    let blocks = test_chain(0, 4, B256::ZERO, 20);
+    append(&mut b, &blocks).await;
+    assert_eq!(chain_id(&b).await, None, "blocks alone record no chain id");
+    b.set_chain_id(1, dl()).await.expect("set_chain_id on a store with blocks");
+    assert_eq!(chain_id(&b).await, Some(1), "the recorded chain id");
+    assert_holds_exactly(&b, &blocks).await;
+    let more = test_chain(4, 2, blocks[3].hash(), 21);
+    append(&mut b, &more).await;
+    assert_eq!(chain_id(&b).await, Some(1), "appends keep the chain id");
 }
 
 // ---------------------------------------------------------------------------

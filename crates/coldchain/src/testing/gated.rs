@@ -228,6 +228,11 @@ impl ColdRead for GatedBackend {
         self.control.tip_updates.get().map(watch::Sender::subscribe)
     }
 
+    async fn chain_id(&self, d: Deadline) -> ColdResult<Option<u64>> {
+        let _g = self.gate("chain_id", &d).await?;
+        self.inner.chain_id(d).await
+    }
+
     async fn tip(&self, d: Deadline) -> ColdResult<Option<BlockNumHash>> {
         let _g = self.gate("tip", &d).await?;
         self.inner.tip(d).await
@@ -323,6 +328,11 @@ impl ColdWrite for GatedBackend {
     async fn truncate_above(&mut self, n: BlockNumber, d: Deadline) -> ColdResult<()> {
         let _g = self.gate("truncate_above", &d).await?;
         self.inner.truncate_above(n, d).await
+    }
+
+    async fn set_chain_id(&mut self, chain_id: u64, d: Deadline) -> ColdResult<()> {
+        let _g = self.gate("set_chain_id", &d).await?;
+        self.inner.set_chain_id(chain_id, d).await
     }
 }
 

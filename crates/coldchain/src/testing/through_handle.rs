@@ -36,6 +36,10 @@ impl<B: ColdBackend> ColdRead for ThroughHandle<B> {
         true
     }
 
+    async fn chain_id(&self, _d: Deadline) -> ColdResult<Option<u64>> {
+        self.0.chain_id().await
+    }
+
     async fn tip(&self, _d: Deadline) -> ColdResult<Option<BlockNumHash>> {
         self.0.tip().await
     }
@@ -129,6 +133,10 @@ impl<B: ColdBackend> ColdWrite for ThroughHandle<B> {
 
     async fn truncate_above(&mut self, n: BlockNumber, _d: Deadline) -> ColdResult<()> {
         self.0.truncate_above(n).await
+    }
+
+    async fn set_chain_id(&mut self, chain_id: u64, _d: Deadline) -> ColdResult<()> {
+        self.0.set_chain_id(chain_id).await
     }
 }
 

@@ -31,6 +31,10 @@
 //! the last transient error, stops the import with a message naming the
 //! blocks, the node, the attempts and the cause.
 //!
+//! **Chain id.** Before anything else the node's `eth_chainId` is recorded
+//! as the store's chain id, or checked against the one it records: a node
+//! of another chain is refused before any write (see [`crate::chain_id`]).
+//!
 //! **Resuming.** Without `--from` an import continues after the store's tip
 //! (after checking that the node has the same block there); an empty store
 //! starts at the node's `earliest` block. `--from` at or below the tip
@@ -220,6 +224,9 @@ async fn import_rpc_with_status<B: ColdBackend>(
     status: &FollowerStatus,
 ) -> Result<(), ImportError> {
     let node = Arc::new(Node::new(url, range)?);
+    if !claim_chain_id(handle, &node, range, cancel, status).await? {
+        return Ok(());
+    }
     if !range.follow {
         return backfill(handle, &node, range, progress, cancel, stats).await.map(drop);
     }
@@ -235,6 +242,42 @@ async fn import_rpc_with_status<B: ColdBackend>(
     }
     follow::follow(handle, &node, range, cancel, stats, status).await;
     Ok(())
+}
+
+/// Records the node's `eth_chainId` as the store's chain id, or checks it
+/// against the recorded one, before any write. With `--follow`, a node that
+/// does not answer is asked again (each failure reported in `status`) until
+/// it answers or `cancel` fires (`Ok(false)`); a store of another chain is
+/// an error either way.
+async fn claim_chain_id<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    node: &Node,
+    range: &RpcRange,
+    cancel: &CancellationToken,
+    status: &FollowerStatus,
+) -> Result<bool, ImportError> {
+    let mut failures = 0u32;
+    loop {
+        match node.chain_id().await {
+            Ok(id) => {
+                let source = format!("eth_chainId of {}", node.url);
+                crate::chain_id::claim(handle, id, &source).await?;
+                return Ok(true);
+            }
+            Err(e) if !range.follow => return Err(e),
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let delay = Duration::from_millis(range.poll_ms.max(10))
+                    .saturating_mul(failures)
+                    .min(Duration::from_secs(10));
+                follow::report(status, &e, delay);
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(false),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
 }
 
 /// Imports the range the arguments ask for (up to the head when they name
@@ -499,6 +542,14 @@ impl Node {
     async fn head(&self) -> Result<BlockNumber, ImportError> {
         self.retrying("asking for the node's head", |c| async move {
             Self::call::<U64>(&c, "eth_blockNumber", json!([])).await.map(|n| n.to())
+        })
+        .await
+    }
+
+    /// The node's chain id (`eth_chainId`).
+    async fn chain_id(&self) -> Result<u64, ImportError> {
+        self.retrying("asking for the node's chain id", |c| async move {
+            Self::call::<U64>(&c, "eth_chainId", json!([])).await.map(|n| n.to())
         })
         .await
     }
