@@ -13,8 +13,10 @@
 #    coldchain and compared field by field; a reorg followed live with
 #    removed logs on a subscription.
 # 3. Starts anvil and `coldchain serve --import-rpc ANVIL --follow`, runs the
-#    viem client (scripts/e2e/viem-client.mjs) against it, then stops the
-#    server with SIGTERM and checks that it exits 0.
+#    viem client (scripts/e2e/viem-client.mjs) against it (every method,
+#    raw data, fee history and polling filters included, with anvil's quirks
+#    listed there), then stops the server with SIGTERM and checks that it
+#    exits 0.
 #
 # Needs node/npm (for the packages) and the Rust toolchain. Set
 # E2E_SKIP_FETCH_FAILURE=1 to exit 0 with a notice when the registry cannot

@@ -138,6 +138,14 @@ pub struct LimitArgs {
     /// Most subscriptions per WebSocket connection.
     #[arg(long, default_value_t = Limits::default().max_subscriptions_per_connection)]
     pub max_subscriptions: u32,
+    /// Most polling filters (`eth_newFilter`, `eth_newBlockFilter`) held at
+    /// once; a filter lives on the server that made it.
+    #[arg(long, default_value_t = Limits::default().max_filters)]
+    pub max_filters: usize,
+    /// A filter not polled by `eth_getFilterChanges` this long is removed,
+    /// seconds.
+    #[arg(long, default_value_t = Limits::default().filter_timeout.as_secs_f64())]
+    pub filter_timeout: f64,
     /// Deadline of one call, and of a batch as a whole, seconds.
     #[arg(long, default_value_t = Limits::default().request_timeout.as_secs_f64())]
     pub request_timeout: f64,
@@ -174,6 +182,8 @@ impl LimitArgs {
             ws_idle_timeout: secs("ws-idle-timeout", self.ws_idle_timeout)?,
             max_subscriptions_per_connection: self.max_subscriptions,
             request_timeout: secs("request-timeout", self.request_timeout)?,
+            max_filters: self.max_filters.max(1),
+            filter_timeout: secs("filter-timeout", self.filter_timeout)?,
             ..Limits::default()
         })
     }

@@ -80,6 +80,12 @@ pub struct Limits {
     /// re-send their logs with `removed: true` when they are truncated.
     /// Default 256 blocks.
     pub reorg_window: usize,
+    /// Most filters (`eth_newFilter`, `eth_newBlockFilter`) the server holds
+    /// at once; one more is `-32005 "too many filters"`. Default 1,024.
+    pub max_filters: usize,
+    /// A filter not polled by `eth_getFilterChanges` for this long is
+    /// removed. Default 5 minutes (geth's filter deadline).
+    pub filter_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -107,6 +113,8 @@ impl Default for Limits {
             ws_buffer: 64,
             subscription_send_timeout: Duration::from_secs(30),
             reorg_window: 256,
+            max_filters: 1_024,
+            filter_timeout: Duration::from_secs(5 * 60),
         }
     }
 }

@@ -37,6 +37,8 @@ pub(crate) struct Api<B> {
     first_block: AtomicU64,
     /// Ends subscriptions on shutdown.
     pub(crate) shutdown: CancellationToken,
+    /// Filters made by `eth_newFilter` and `eth_newBlockFilter`.
+    pub(crate) filters: crate::filters::Filters,
 }
 
 impl<B: ColdBackend> Api<B> {
@@ -46,6 +48,7 @@ impl<B: ColdBackend> Api<B> {
             config,
             first_block: AtomicU64::new(u64::MAX),
             shutdown: CancellationToken::new(),
+            filters: crate::filters::Filters::default(),
         }
     }
 
@@ -99,7 +102,7 @@ impl<B: ColdBackend> Api<B> {
         }
     }
 
-    async fn resolve_id(&self, id: BlockId) -> RpcResult<Option<HeaderSpec>> {
+    pub(crate) async fn resolve_id(&self, id: BlockId) -> RpcResult<Option<HeaderSpec>> {
         Ok(match id {
             BlockId::Hash(h) => Some(HeaderSpec::Hash(h)),
             BlockId::Tag(tag) => self.resolve_tag(tag).await?.map(HeaderSpec::Number),
@@ -108,7 +111,7 @@ impl<B: ColdBackend> Api<B> {
 
     /// What a by-number lookup that found nothing answers: `null` above the
     /// tip, `4444 pruned history unavailable` below the first stored block.
-    async fn absent(&self, spec: HeaderSpec) -> RpcResult<()> {
+    pub(crate) async fn absent(&self, spec: HeaderSpec) -> RpcResult<()> {
         if let HeaderSpec::Number(n) = spec
             && self.first_block().await?.is_some_and(|first| n < first)
         {
@@ -117,7 +120,7 @@ impl<B: ColdBackend> Api<B> {
         Ok(())
     }
 
-    async fn header(&self, id: BlockId) -> RpcResult<Option<SealedHeader>> {
+    pub(crate) async fn header(&self, id: BlockId) -> RpcResult<Option<SealedHeader>> {
         let Some(spec) = self.resolve_id(id).await? else { return Ok(None) };
         let header = self.handle.header(spec).await.map_err(from_cold)?;
         if header.is_none() {
@@ -247,7 +250,7 @@ impl<B: ColdBackend> Api<B> {
 }
 
 /// Registers an async method whose body gets the parsed arguments.
-fn method<B, T, F, Fut>(
+pub(crate) fn method<B, T, F, Fut>(
     module: &mut RpcModule<Api<B>>,
     name: &'static str,
     max_args: usize,
@@ -326,6 +329,9 @@ pub(crate) fn register<B: ColdBackend>(
         let filter = args.filter(0, false, api.config.limits.max_filter_values)?;
         api.logs(filter).await
     })?;
+    crate::raw::register(module)?;
+    crate::fees::register(module)?;
+    crate::filters::register(module)?;
     #[cfg(feature = "test-utils")]
     method(module, "coldchain_testPanic", 1, |_, args| async move {
         let message = args.string(0).unwrap_or("coldchain_testPanic").to_owned();

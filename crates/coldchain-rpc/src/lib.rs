@@ -30,6 +30,12 @@
 //! | `eth_getTransactionReceipt` | the receipt, or `null` |
 //! | `eth_getBlockReceipts` | the block's receipts (`[]` for a block without transactions), or `null` |
 //! | `eth_getLogs` | matching logs ordered by block, transaction and log index |
+//! | `eth_getRawTransactionByHash`, `eth_getRawTransactionByBlockHashAndIndex` / `ByBlockNumberAndIndex`, `debug_getRawTransaction` | the transaction's EIP-2718 bytes, or `null` ([`raw`]) |
+//! | `debug_getRawReceipts` | the block's receipts as EIP-2718 bytes, or `null` ([`raw`]) |
+//! | `eth_getHeaderByNumber`, `eth_getHeaderByHash` | the block object's header fields with `hash` (geth's shape), or `null` ([`raw`]) |
+//! | `eth_feeHistory` | base fees, gas used ratios, blob base fees, blob gas used ratios and reward percentiles, as geth computes them ([`fees`]) |
+//! | `eth_blobBaseFee` | the blob base fee of the block after the tip, or `null` before Cancun ([`fees`]) |
+//! | `eth_newFilter`, `eth_newBlockFilter`, `eth_getFilterChanges`, `eth_getFilterLogs`, `eth_uninstallFilter` | polling filters, held by the server that made them ([`filters`]) |
 //! | `eth_subscribe` / `eth_unsubscribe` | `newHeads` and `logs` over WebSocket ([`pubsub`]) |
 //!
 //! Any other method is `-32601 "the method X does not exist/is not
@@ -150,8 +156,14 @@
 //!   not stored; see [`convert`]).
 //! - Receipts carry no top-level `blockTimestamp` (geth and reth do not);
 //!   logs and transactions do.
-//! - No pending block, no state (`eth_call`, balances, ...), no filters
-//!   (`eth_newFilter`), no `newPendingTransactions` subscription.
+//! - No pending block, no state (`eth_call`, balances, ...), no
+//!   `newPendingTransactions` subscription or pending-transaction filter.
+//! - Filters live in the memory of the server that made them: behind a load
+//!   balancer over several servers of one PostgreSQL store, a client must
+//!   poll the server that made its filter ([`filters`]).
+//! - Missing raw transactions are `null` (geth answers `"0x"`), and
+//!   `eth_blobBaseFee` is the next block's blob base fee (geth answers the
+//!   tip's own) ([`raw`], [`fees`]).
 
 mod body;
 pub mod config;
@@ -159,12 +171,15 @@ mod conn;
 pub mod convert;
 pub mod error;
 mod eth;
+pub mod fees;
+pub mod filters;
 pub mod health;
 pub mod ids;
 mod middleware;
 mod panics;
 pub mod params;
 pub mod pubsub;
+pub mod raw;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 

@@ -39,24 +39,24 @@ use crate::{
     params::{Args, FilterParams},
 };
 use alloy::eips::BlockNumHash;
-use coldchain::{ColdBackend, ColdError, LogFilter, RpcLog};
+use coldchain::{ColdBackend, ColdError, LogFilter, RpcLog, SealedHeader};
 use jsonrpsee::{
     RpcModule, SubscriptionMessage, SubscriptionSink,
     core::{RegisterMethodError, SubscriptionError},
     server::SendTimeoutError,
 };
 use serde::Serialize;
-use std::{collections::VecDeque, sync::Arc, time::Duration};
+use std::{collections::VecDeque, future::Future, sync::Arc, time::Duration};
 
-/// What a subscription follows.
+/// What a subscription or filter follows.
 #[derive(Debug, Clone)]
-enum Kind {
+pub(crate) enum Kind {
     NewHeads,
     Logs(LogFilter),
 }
 
 impl Kind {
-    fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::NewHeads => "newHeads",
             Self::Logs(_) => "logs",
@@ -122,7 +122,7 @@ pub(crate) fn register<B: ColdBackend>(
 }
 
 /// Why a step stopped early.
-enum Stop {
+pub(crate) enum Stop {
     /// The client or the server is gone: end the subscription.
     End,
     /// The client did not take a notification in time: end the
@@ -142,15 +142,29 @@ impl From<ColdError> for Stop {
     }
 }
 
+/// Where a walk's items go: a subscription's client, or a polled filter's
+/// buffer ([`crate::filters`]).
+pub(crate) trait Emit {
+    /// A new block (walks of [`Kind::NewHeads`]).
+    fn header(&mut self, header: &SealedHeader) -> impl Future<Output = Result<(), Stop>> + Send;
+    /// A log of a new block, or of a removed one with `removed: true`.
+    fn log(&mut self, log: &RpcLog) -> impl Future<Output = Result<(), Stop>> + Send;
+    /// Whether to stop before the next block (the rest waits for the next
+    /// step).
+    fn full(&self) -> bool {
+        false
+    }
+}
+
 struct Walked {
     block: BlockNumHash,
     logs: Vec<RpcLog>,
 }
 
-struct Follower<B> {
-    api: Arc<Api<B>>,
+/// The walk along the durable tip shared by subscriptions and filters: the
+/// blocks walked (for removals), and the next block to walk.
+pub(crate) struct Walk {
     kind: Kind,
-    sink: SubscriptionSink,
     /// Blocks walked, oldest first.
     recent: VecDeque<Walked>,
     /// Logs held in `recent`.
@@ -159,9 +173,185 @@ struct Follower<B> {
     next: Option<u64>,
 }
 
+impl Walk {
+    /// A walk that starts after `tip` (no backfill).
+    pub(crate) fn new(kind: Kind, tip: Option<BlockNumHash>) -> Self {
+        let mut walk = Self { kind, recent: VecDeque::new(), held_logs: 0, next: None };
+        if let Some(tip) = tip {
+            walk.recent.push_back(Walked { block: tip, logs: Vec::new() });
+            walk.next = Some(tip.number + 1);
+        }
+        walk
+    }
+
+    /// Walks from where the last step stopped to `tip`: first the removals
+    /// of walked blocks no longer in the store, then the new blocks.
+    pub(crate) async fn step<B: ColdBackend>(
+        &mut self,
+        api: &Api<B>,
+        tip: Option<BlockNumHash>,
+        out: &mut impl Emit,
+    ) -> Result<(), Stop> {
+        self.unwind(api, tip, out).await?;
+        let Some(tip) = tip else { return Ok(()) };
+        let mut next = match self.next {
+            Some(n) => n,
+            None => api
+                .first_block()
+                .await
+                .map_err(|e| Stop::Retry(e.message().to_owned()))?
+                .unwrap_or(tip.number),
+        };
+        while next <= tip.number && !out.full() {
+            let handle = &api.handle;
+            let Some(header) = handle.header(next).await? else {
+                return Err(Stop::Retry(format!("block {next} was truncated meanwhile")));
+            };
+            if let Some(prev) = self.recent.back()
+                && prev.block.number + 1 == next
+                && prev.block.hash != header.parent_hash
+            {
+                return Err(Stop::Retry(format!(
+                    "block {} was replaced meanwhile",
+                    prev.block.number
+                )));
+            }
+            let mut logs = Vec::new();
+            match &self.kind {
+                Kind::NewHeads => out.header(&header).await?,
+                Kind::Logs(filter) => {
+                    if filter.may_match_bloom(&header.logs_bloom) {
+                        let Some(receipts) = handle.block_receipts(header.hash()).await? else {
+                            return Err(Stop::Retry(format!(
+                                "block {next} was replaced meanwhile"
+                            )));
+                        };
+                        logs = receipts
+                            .iter()
+                            .flat_map(|r| r.rpc_logs())
+                            .filter(|log| filter.matches(&log.inner))
+                            .collect();
+                        for log in &logs {
+                            out.log(log).await?;
+                        }
+                    }
+                }
+            }
+            self.remember(
+                Walked { block: BlockNumHash::new(header.number, header.hash()), logs },
+                &api.config.limits,
+            );
+            next += 1;
+            self.next = Some(next);
+        }
+        Ok(())
+    }
+
+    /// Pops the walked blocks that are no longer in the store and re-sends
+    /// their logs with `removed: true`, oldest first.
+    async fn unwind<B: ColdBackend>(
+        &mut self,
+        api: &Api<B>,
+        tip: Option<BlockNumHash>,
+        out: &mut impl Emit,
+    ) -> Result<(), Stop> {
+        let mut removed = Vec::new();
+        while let Some(last) = self.recent.back() {
+            let gone = match tip {
+                None => true,
+                Some(t) if last.block.number > t.number => true,
+                Some(t) if last.block.number == t.number => last.block.hash != t.hash,
+                Some(_) => {
+                    let current = api.handle.header(last.block.number).await?;
+                    current.map(|h| h.hash()) != Some(last.block.hash)
+                }
+            };
+            if !gone {
+                break;
+            }
+            if let Some(walked) = self.recent.pop_back() {
+                self.held_logs -= walked.logs.len();
+                self.next = Some(walked.block.number);
+                removed.push(walked);
+            }
+        }
+        if tip.is_none() {
+            self.next = None;
+        }
+        for walked in removed.into_iter().rev() {
+            for mut log in walked.logs {
+                log.removed = true;
+                out.log(&log).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, walked: Walked, limits: &crate::Limits) {
+        self.held_logs += walked.logs.len();
+        self.recent.push_back(walked);
+        while self.recent.len() > limits.reorg_window.max(1)
+            || (self.held_logs > limits.max_logs && self.recent.len() > 1)
+        {
+            if let Some(old) = self.recent.pop_front() {
+                self.held_logs -= old.logs.len();
+            }
+        }
+    }
+}
+
+struct Follower<B> {
+    api: Arc<Api<B>>,
+    walk: Walk,
+    sink: SubscriptionSink,
+    label: &'static str,
+}
+
+/// Sends a subscription's items to its client.
+struct ToClient<'a> {
+    sink: &'a SubscriptionSink,
+    timeout: Duration,
+    label: &'static str,
+}
+
+impl Emit for ToClient<'_> {
+    async fn header(&mut self, header: &SealedHeader) -> Result<(), Stop> {
+        self.send(&header_rpc(header)).await
+    }
+
+    async fn log(&mut self, log: &RpcLog) -> Result<(), Stop> {
+        self.send(log).await
+    }
+}
+
+impl ToClient<'_> {
+    async fn send(&self, item: &(impl Serialize + Sync)) -> Result<(), Stop> {
+        let raw = serde_json::value::to_raw_value(item).map_err(|e| {
+            tracing::error!(error = %e, "subscription: cannot serialize a notification");
+            Stop::End
+        })?;
+        match self.sink.send_timeout(SubscriptionMessage::from(raw), self.timeout).await {
+            Ok(()) => {
+                metrics::counter!("coldchain_rpc_notifications_total", "kind" => self.label)
+                    .increment(1);
+                Ok(())
+            }
+            Err(SendTimeoutError::Timeout(_)) => {
+                tracing::debug!("subscription: client too slow; closing the subscription");
+                metrics::counter!("coldchain_rpc_shed_total", "reason" => "slow_subscriber")
+                    .increment(1);
+                Err(Stop::Slow)
+            }
+            Err(SendTimeoutError::Closed(_)) => Err(Stop::End),
+        }
+    }
+}
+
 impl<B: ColdBackend> Follower<B> {
     fn new(api: Arc<Api<B>>, kind: Kind, sink: SubscriptionSink) -> Self {
-        Self { api, kind, sink, recent: VecDeque::new(), held_logs: 0, next: None }
+        let label = kind.label();
+        let walk = Walk::new(kind, api.handle.durable_tip());
+        Self { api, walk, sink, label }
     }
 
     /// Follows the tip until the subscription ends; an error is sent to the
@@ -188,11 +378,11 @@ impl<B: ColdBackend> Follower<B> {
 
     async fn follow(mut self) -> Stop {
         let mut tip_rx = self.api.handle.tip_watch();
-        if let Some(tip) = *tip_rx.borrow_and_update() {
-            self.recent.push_back(Walked { block: tip, logs: Vec::new() });
-            self.next = Some(tip.number + 1);
-        }
+        // The walk started at the tip read when it was made; a change since
+        // is seen below.
+        tip_rx.mark_changed();
         let shutdown = self.api.shutdown.clone();
+        let timeout = self.api.config.limits.subscription_send_timeout;
         loop {
             tokio::select! {
                 biased;
@@ -202,7 +392,8 @@ impl<B: ColdBackend> Follower<B> {
             }
             // Several changes may have been coalesced: walk to the latest.
             let tip = *tip_rx.borrow_and_update();
-            match self.step(tip).await {
+            let mut out = ToClient { sink: &self.sink, timeout, label: self.label };
+            match self.walk.step(&self.api, tip, &mut out).await {
                 Ok(()) => {}
                 Err(stop @ (Stop::End | Stop::Slow)) => return stop,
                 Err(Stop::Retry(why)) => {
@@ -212,130 +403,6 @@ impl<B: ColdBackend> Follower<B> {
                     tip_rx.mark_changed();
                 }
             }
-        }
-    }
-
-    async fn step(&mut self, tip: Option<BlockNumHash>) -> Result<(), Stop> {
-        self.unwind(tip).await?;
-        let Some(tip) = tip else { return Ok(()) };
-        let mut next = match self.next {
-            Some(n) => n,
-            None => self
-                .api
-                .first_block()
-                .await
-                .map_err(|e| Stop::Retry(e.message().to_owned()))?
-                .unwrap_or(tip.number),
-        };
-        while next <= tip.number {
-            let handle = &self.api.handle;
-            let Some(header) = handle.header(next).await? else {
-                return Err(Stop::Retry(format!("block {next} was truncated meanwhile")));
-            };
-            if let Some(prev) = self.recent.back()
-                && prev.block.number + 1 == next
-                && prev.block.hash != header.parent_hash
-            {
-                return Err(Stop::Retry(format!(
-                    "block {} was replaced meanwhile",
-                    prev.block.number
-                )));
-            }
-            let mut logs = Vec::new();
-            match &self.kind {
-                Kind::NewHeads => self.send(&header_rpc(&header)).await?,
-                Kind::Logs(filter) => {
-                    if filter.may_match_bloom(&header.logs_bloom) {
-                        let Some(receipts) = handle.block_receipts(header.hash()).await? else {
-                            return Err(Stop::Retry(format!(
-                                "block {next} was replaced meanwhile"
-                            )));
-                        };
-                        logs = receipts
-                            .iter()
-                            .flat_map(|r| r.rpc_logs())
-                            .filter(|log| filter.matches(&log.inner))
-                            .collect();
-                        for log in &logs {
-                            self.send(log).await?;
-                        }
-                    }
-                }
-            }
-            self.remember(Walked { block: BlockNumHash::new(header.number, header.hash()), logs });
-            next += 1;
-            self.next = Some(next);
-        }
-        Ok(())
-    }
-
-    /// Pops the walked blocks that are no longer in the store and re-sends
-    /// their logs with `removed: true`, oldest first.
-    async fn unwind(&mut self, tip: Option<BlockNumHash>) -> Result<(), Stop> {
-        let mut removed = Vec::new();
-        while let Some(last) = self.recent.back() {
-            let gone = match tip {
-                None => true,
-                Some(t) if last.block.number > t.number => true,
-                Some(t) if last.block.number == t.number => last.block.hash != t.hash,
-                Some(_) => {
-                    let current = self.api.handle.header(last.block.number).await?;
-                    current.map(|h| h.hash()) != Some(last.block.hash)
-                }
-            };
-            if !gone {
-                break;
-            }
-            if let Some(walked) = self.recent.pop_back() {
-                self.held_logs -= walked.logs.len();
-                self.next = Some(walked.block.number);
-                removed.push(walked);
-            }
-        }
-        if tip.is_none() {
-            self.next = None;
-        }
-        for walked in removed.into_iter().rev() {
-            for mut log in walked.logs {
-                log.removed = true;
-                self.send(&log).await?;
-            }
-        }
-        Ok(())
-    }
-
-    fn remember(&mut self, walked: Walked) {
-        self.held_logs += walked.logs.len();
-        self.recent.push_back(walked);
-        let limits = &self.api.config.limits;
-        while self.recent.len() > limits.reorg_window.max(1)
-            || (self.held_logs > limits.max_logs && self.recent.len() > 1)
-        {
-            if let Some(old) = self.recent.pop_front() {
-                self.held_logs -= old.logs.len();
-            }
-        }
-    }
-
-    async fn send(&self, item: &impl Serialize) -> Result<(), Stop> {
-        let raw = serde_json::value::to_raw_value(item).map_err(|e| {
-            tracing::error!(error = %e, "subscription: cannot serialize a notification");
-            Stop::End
-        })?;
-        let timeout = self.api.config.limits.subscription_send_timeout;
-        match self.sink.send_timeout(SubscriptionMessage::from(raw), timeout).await {
-            Ok(()) => {
-                metrics::counter!("coldchain_rpc_notifications_total", "kind" => self.kind.label())
-                    .increment(1);
-                Ok(())
-            }
-            Err(SendTimeoutError::Timeout(_)) => {
-                tracing::debug!("subscription: client too slow; closing the subscription");
-                metrics::counter!("coldchain_rpc_shed_total", "reason" => "slow_subscriber")
-                    .increment(1);
-                Err(Stop::Slow)
-            }
-            Err(SendTimeoutError::Closed(_)) => Err(Stop::End),
         }
     }
 }

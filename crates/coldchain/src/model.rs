@@ -147,20 +147,27 @@ pub fn tx_meta(header: &SealedHeader, tx_hash: &TxHash, index: u64) -> Transacti
     }
 }
 
-/// The blob base fee of a block, from its excess blob gas, with Ethereum
-/// mainnet's blob schedule chosen by timestamp (Cancun, Prague, Osaka, BPO1,
-/// BPO2). `None` before Cancun.
+/// The blob base fee of a block, from its excess blob gas, with the blob
+/// parameters of [`blob_params`]. `None` before Cancun.
 pub fn blob_gas_price(header: &Header) -> Option<u128> {
     let excess = header.excess_blob_gas?;
+    Some(blob_params(header.timestamp).calc_blob_fee(excess))
+}
+
+/// The blob parameters (target, maximum, update fraction, EIP-7918 base
+/// cost) in force at `timestamp`, with Ethereum mainnet's schedule (Cancun,
+/// Prague, Osaka, BPO1, BPO2 by activation time). coldchain does not know a
+/// chain's fork schedule, so every chain is read with mainnet's; callers use
+/// this only for headers that carry blob fields (Cancun or later).
+pub fn blob_params(timestamp: u64) -> BlobParams {
     // Mainnet activation timestamps.
-    let params = match header.timestamp {
+    match timestamp {
         t if t >= 1_767_747_671 => BlobParams::bpo2(),
         t if t >= 1_765_290_071 => BlobParams::bpo1(),
         t if t >= 1_764_798_551 => BlobParams::osaka(),
         t if t >= 1_746_612_311 => BlobParams::prague(),
         _ => BlobParams::cancun(),
-    };
-    Some(params.calc_blob_fee(excess))
+    }
 }
 
 /// A receipt with the context RPC needs, so that no second lookup is needed.
