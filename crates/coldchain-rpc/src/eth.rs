@@ -99,7 +99,7 @@ impl<B: ColdBackend> Api<B> {
         }
     }
 
-    async fn resolve_id(&self, id: BlockId) -> RpcResult<Option<HeaderSpec>> {
+    pub(crate) async fn resolve_id(&self, id: BlockId) -> RpcResult<Option<HeaderSpec>> {
         Ok(match id {
             BlockId::Hash(h) => Some(HeaderSpec::Hash(h)),
             BlockId::Tag(tag) => self.resolve_tag(tag).await?.map(HeaderSpec::Number),
@@ -108,7 +108,7 @@ impl<B: ColdBackend> Api<B> {
 
     /// What a by-number lookup that found nothing answers: `null` above the
     /// tip, `4444 pruned history unavailable` below the first stored block.
-    async fn absent(&self, spec: HeaderSpec) -> RpcResult<()> {
+    pub(crate) async fn absent(&self, spec: HeaderSpec) -> RpcResult<()> {
         if let HeaderSpec::Number(n) = spec
             && self.first_block().await?.is_some_and(|first| n < first)
         {
@@ -117,7 +117,7 @@ impl<B: ColdBackend> Api<B> {
         Ok(())
     }
 
-    async fn header(&self, id: BlockId) -> RpcResult<Option<SealedHeader>> {
+    pub(crate) async fn header(&self, id: BlockId) -> RpcResult<Option<SealedHeader>> {
         let Some(spec) = self.resolve_id(id).await? else { return Ok(None) };
         let header = self.handle.header(spec).await.map_err(from_cold)?;
         if header.is_none() {
@@ -129,11 +129,13 @@ impl<B: ColdBackend> Api<B> {
     pub(crate) async fn block(&self, id: BlockId, full: bool) -> RpcResult<Option<Value>> {
         let Some(header) = self.header(id).await? else { return Ok(None) };
         // By hash: if the block was replaced in between, it is gone.
-        let Some(txs) = self.handle.block_transactions(header.hash()).await.map_err(from_cold)?
-        else {
-            return Ok(None);
-        };
-        block_json(&header, txs, full)
+        let (txs, extras) = tokio::try_join!(
+            self.handle.block_transactions(header.hash()),
+            self.handle.block_extras(header.hash())
+        )
+        .map_err(from_cold)?;
+        let (Some(txs), Some(extras)) = (txs, extras) else { return Ok(None) };
+        block_json(&header, txs, extras, full)
             .map(Some)
             .map_err(|e| error(INTERNAL_ERROR, format!("serializing the block: {e}")))
     }
@@ -247,7 +249,7 @@ impl<B: ColdBackend> Api<B> {
 }
 
 /// Registers an async method whose body gets the parsed arguments.
-fn method<B, T, F, Fut>(
+pub(crate) fn method<B, T, F, Fut>(
     module: &mut RpcModule<Api<B>>,
     name: &'static str,
     max_args: usize,

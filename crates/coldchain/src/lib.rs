@@ -76,7 +76,7 @@ pub use error::{ColdError, ColdResult};
 pub use filter::{BlockSelector, LogFilter};
 pub use mem::MemBackend;
 pub use model::{
-    BlockData, HeaderSpec, Receipt, ReceiptSpec, RecoveredTx, RpcLog, SealedHeader, StoredReceipt,
+    BlockData, BlockExtras, HeaderSpec, Receipt, ReceiptSpec, RecoveredTx, RpcLog, SealedHeader, StoredReceipt,
     TransactionMeta, TxSpec, TxWithMeta,
 };
 
