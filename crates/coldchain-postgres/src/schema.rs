@@ -187,6 +187,8 @@ async fn fill_extras(txn: &Transaction<'_>, found: i32) -> Result<(), PgError> {
             txn.execute(update, &[&numbers, &values]).await?;
         }
     }
+    // The open portal keeps `blocks` in use: close it before altering it.
+    drop(portal);
     if let Some(first) = first_lost {
         return Err(PgError::LostBlockData { found, blocks: lost, first });
     }
