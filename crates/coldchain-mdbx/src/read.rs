@@ -12,8 +12,8 @@ use alloy::{
     primitives::{B256, BlockNumber, Bytes},
 };
 use coldchain::{
-    BlockExtras, ColdResult, HeaderSpec, ReceiptSpec, RecoveredTx, SealedHeader, StoredReceipt, TxSpec,
-    TxWithMeta,
+    BlockExtras, ColdResult, HeaderSpec, ReceiptSpec, RecoveredTx, SealedHeader, StoredReceipt,
+    TxSpec, TxWithMeta,
     codec::{self, HEADER_FORMAT},
     model::tx_meta,
 };
@@ -373,9 +373,9 @@ impl<'t, K: TransactionKind> View<'t, K> {
             ))
             .into());
         };
-        codec::decode_extras(&value).map(Some).map_err(|e| {
-            MdbxError::Corrupt(format!("block_extras of block {block}: {e}")).into()
-        })
+        codec::decode_extras(&value)
+            .map(Some)
+            .map_err(|e| MdbxError::Corrupt(format!("block_extras of block {block}: {e}")).into())
     }
 
     /// All receipts of a block.

@@ -7,8 +7,8 @@ use alloy::{
     primitives::{B256, BlockNumber, Log},
 };
 use coldchain::{
-    BlockExtras, BlockSelector, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec, RpcLog,
-    SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
+    BlockExtras, BlockSelector, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter,
+    ReceiptSpec, RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
     backend::{LogSink, StreamParams},
     codec,
     model::{RecoveredTx, tx_meta},

@@ -234,10 +234,7 @@ async fn version_2_with_lost_uncles_or_withdrawals_is_refused() {
     });
     let db = version_2_database(&headers).await;
     let err = PostgresBackend::open(&db.url, PgOptions::default()).await.unwrap_err();
-    assert!(
-        matches!(err, PgError::LostBlockData { found: 2, blocks: 2, first: 2 }),
-        "{err:?}"
-    );
+    assert!(matches!(err, PgError::LostBlockData { found: 2, blocks: 2, first: 2 }), "{err:?}");
     assert!(err.to_string().contains("re-import"), "{err}");
     // Nothing changed: still version 2, no extras column.
     let client = db.client().await;

@@ -89,7 +89,11 @@ pub fn header_rpc(header: &SealedHeader) -> Header {
 
 /// The RLP length of the whole block (header, transactions, ommers,
 /// withdrawals): what geth answers as `size`.
-pub fn block_size(header: &SealedHeader, transactions: &[RecoveredTx], extras: &BlockExtras) -> usize {
+pub fn block_size(
+    header: &SealedHeader,
+    transactions: &[RecoveredTx],
+    extras: &BlockExtras,
+) -> usize {
     model::block_size(header.inner(), transactions, extras)
 }
 
@@ -169,10 +173,15 @@ mod tests {
                     header.parent_beacon_block_root = None;
                 }
                 let sealed = alloy::primitives::Sealed::new(header.clone());
-                let extras =
-                    BlockExtras { ommers: block.extras.ommers.clone(), withdrawals: withdrawals.clone() };
-                let body =
-                    BlockBody { transactions: txs.clone(), ommers: extras.ommers.clone(), withdrawals };
+                let extras = BlockExtras {
+                    ommers: block.extras.ommers.clone(),
+                    withdrawals: withdrawals.clone(),
+                };
+                let body = BlockBody {
+                    transactions: txs.clone(),
+                    ommers: extras.ommers.clone(),
+                    withdrawals,
+                };
                 let expected = ConsensusBlock::new(header, body).length();
                 assert_eq!(block_size(&sealed, &block.transactions, &extras), expected);
             }

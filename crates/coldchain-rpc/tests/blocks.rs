@@ -50,8 +50,8 @@ async fn mainnet_blocks_come_back_as_their_original_bytes() {
         let q = json!(format!("{n:#x}"));
 
         for id in [q.clone(), json!(hash)] {
-            let raw: Bytes = serde_json::from_value(s.result("debug_getRawHeader", json!([id])).await)
-                .unwrap();
+            let raw: Bytes =
+                serde_json::from_value(s.result("debug_getRawHeader", json!([id])).await).unwrap();
             assert!(raw.as_ref() == header.as_slice(), "raw header of {n}");
             assert_eq!(keccak256(&raw), hash, "keccak of the raw header of {n}");
             let raw: Bytes =

@@ -83,9 +83,10 @@ async fn check(numbers: &[u64]) {
         };
         for full in [true, false] {
             let want = if full { theirs.clone() } else { hashes_only(&theirs) };
-            for (method, id) in
-                [("eth_getBlockByNumber", json!(format!("{n:#x}"))), ("eth_getBlockByHash", theirs["hash"].clone())]
-            {
+            for (method, id) in [
+                ("eth_getBlockByNumber", json!(format!("{n:#x}"))),
+                ("eth_getBlockByHash", theirs["hash"].clone()),
+            ] {
                 let ours = s.result(method, json!([id, full])).await;
                 let mut out = Vec::new();
                 diff("", &ours, &want, &skip, &mut out);

@@ -34,8 +34,9 @@
 //! model-based property test against the backend; both are one call.
 
 use crate::{
-    BlockData, BlockExtras, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec, RpcLog,
-    SealedHeader, StoredReceipt, TxSpec, TxWithMeta, filter::BlockSelector, model::RecoveredTx,
+    BlockData, BlockExtras, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec,
+    RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta, filter::BlockSelector,
+    model::RecoveredTx,
 };
 use alloy::{eips::BlockNumHash, primitives::BlockNumber};
 use std::future::Future;

@@ -8,8 +8,8 @@
 //! its own blocks).
 
 use crate::{
-    BlockData, BlockExtras, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec, RpcLog,
-    SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
+    BlockData, BlockExtras, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec,
+    RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
     backend::{
         ColdBackend, ColdRead, ColdWrite, DrainedBlock, LogEmitter, LogSink, StreamParams,
         check_contiguous,

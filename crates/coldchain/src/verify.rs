@@ -242,7 +242,11 @@ pub fn verify_block(block: &BlockData) -> Result<(), VerifyError> {
     let withdrawals = block.extras.withdrawals.as_ref().map(|w| calculate_withdrawals_root(w));
     if withdrawals != header.withdrawals_root {
         let value = |h: Option<B256>| h.map_or(VerifyValue::Absent, VerifyValue::Hash);
-        return fail(VerifyField::WithdrawalsRoot, value(header.withdrawals_root), value(withdrawals));
+        return fail(
+            VerifyField::WithdrawalsRoot,
+            value(header.withdrawals_root),
+            value(withdrawals),
+        );
     }
     Ok(())
 }

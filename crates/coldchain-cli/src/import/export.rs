@@ -17,9 +17,7 @@
 use super::{ImportError, ImportStats, pipeline::progress_bar};
 use crate::store::{OnBackend, StoreSpec, run_on};
 use alloy::{primitives::BlockNumber, rpc::types::TransactionReceipt};
-use coldchain::{
-    BlockExtras, ColdBackend, ColdStorage, RecoveredTx, SealedHeader, StoredReceipt,
-};
+use coldchain::{BlockExtras, ColdBackend, ColdStorage, RecoveredTx, SealedHeader, StoredReceipt};
 use coldchain_rpc::convert::{block_json, receipt_rpc, uncle_json};
 use eyre::Result;
 use futures::StreamExt;

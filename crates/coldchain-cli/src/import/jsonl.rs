@@ -46,8 +46,7 @@ use alloy::{
     rpc::types::{Block, TransactionReceipt},
 };
 use coldchain::{
-    BlockData, ColdBackend, ColdStorage, convert::block_from_rpc_with_ommers,
-    verify::verify_block,
+    BlockData, ColdBackend, ColdStorage, convert::block_from_rpc_with_ommers, verify::verify_block,
 };
 use eyre::Result;
 use std::{

@@ -1091,7 +1091,10 @@ async fn era1_uncles_and_sizes_are_served_as_the_archive_holds_them() {
         assert!(raw_block.as_ref() == expected.as_slice(), "raw block {n}");
         let raw_header: Bytes = client.call("debug_getRawHeader", json!([q])).await.unwrap();
         assert!(raw_header.as_ref() == header.as_slice(), "raw header {n}");
-        assert_eq!(alloy::primitives::keccak256(&raw_header), block["hash"].as_str().unwrap().parse::<B256>().unwrap());
+        assert_eq!(
+            alloy::primitives::keccak256(&raw_header),
+            block["hash"].as_str().unwrap().parse::<B256>().unwrap()
+        );
         let count: Value =
             client.call("eth_getUncleCountByBlockHash", json!([block["hash"]])).await.unwrap();
         assert_eq!(quantity(&count), hashes.len() as u64);
@@ -1104,7 +1107,10 @@ async fn era1_uncles_and_sizes_are_served_as_the_archive_holds_them() {
             assert_eq!(quantity(&by_number["number"]), ommer.number);
             assert_eq!(by_number["uncles"], json!([]));
             assert!(by_number.get("transactions").is_none());
-            let alone = block_rlp(&alloy::rlp::encode(ommer), &alloy::rlp::encode(BlockBody::<TxEnvelope>::default()));
+            let alone = block_rlp(
+                &alloy::rlp::encode(ommer),
+                &alloy::rlp::encode(BlockBody::<TxEnvelope>::default()),
+            );
             assert_eq!(quantity(&by_number["size"]), alone.len() as u64, "size of uncle {i}");
             let by_hash: Value = client
                 .call("eth_getUncleByBlockHashAndIndex", json!([block["hash"], format!("{i:#x}")]))

@@ -45,8 +45,9 @@ pub mod stream;
 mod writer;
 
 use crate::{
-    BlockData, BlockExtras, ColdBackend, ColdError, ColdResult, Deadline, DrainedBlock, HeaderSpec, LogFilter,
-    ReceiptSpec, RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta, model::RecoveredTx,
+    BlockData, BlockExtras, ColdBackend, ColdError, ColdResult, Deadline, DrainedBlock, HeaderSpec,
+    LogFilter, ReceiptSpec, RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
+    model::RecoveredTx,
 };
 use alloy::{eips::BlockNumHash, primitives::BlockNumber};
 use cache::{BlockCache, CacheBudget};

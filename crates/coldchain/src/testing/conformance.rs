@@ -309,7 +309,8 @@ async fn assert_present<B: ColdRead>(b: &B, block: &BlockData) {
             b.block_receipts(spec, dl()).await.expect("block_receipts").as_ref(),
             Some(&receipts),
             "{what}: block_receipts({spec:?})"
-        );        assert_eq!(
+        );
+        assert_eq!(
             b.block_extras(spec, dl()).await.expect("block_extras").as_ref(),
             Some(&block.extras),
             "{what}: block_extras({spec:?})"
