@@ -116,6 +116,7 @@ impl MdbxBackend {
         let mut tables = vec![
             ("meta", t.meta),
             ("headers", t.headers),
+            ("block_extras", t.block_extras),
             ("block_hashes", t.block_hashes),
             ("block_txs", t.block_txs),
             ("tx_blocks", t.tx_blocks),
@@ -287,6 +288,14 @@ impl ColdRead for MdbxBackend {
         deadline: Deadline,
     ) -> ColdResult<Option<Vec<RecoveredTx>>> {
         self.read("block_transactions", deadline, move |v, _| v.block_transactions(block)).await
+    }
+
+    async fn block_extras(
+        &self,
+        block: HeaderSpec,
+        deadline: Deadline,
+    ) -> ColdResult<Option<coldchain::BlockExtras>> {
+        self.read("block_extras", deadline, move |v, _| v.block_extras(block)).await
     }
 
     async fn receipt(

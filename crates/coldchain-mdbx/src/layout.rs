@@ -10,7 +10,7 @@ use std::borrow::Cow;
 /// Version of the on-disk format this build reads and writes. Stored in the
 /// `meta` table under `format_version`; a store with another version is
 /// refused on open.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Magic value stored under [`META_MAGIC`]: marks a directory as a coldchain
 /// MDBX store.
@@ -78,11 +78,15 @@ pub(crate) mod table {
     /// Block number (u64 BE) -> the set bits of each receipt's bloom, in
     /// order (see [`super::encode_bloom_bits`]).
     pub(crate) const RECEIPT_BLOOMS: &str = "receipt_blooms";
+    /// Block number (u64 BE) -> the block's ommer headers and withdrawals
+    /// (`codec` block extras value).
+    pub(crate) const BLOCK_EXTRAS: &str = "block_extras";
 
     /// The tables other than the per-level ones.
-    pub(crate) const FIXED: [&str; 10] = [
+    pub(crate) const FIXED: [&str; 11] = [
         META,
         HEADERS,
+        BLOCK_EXTRAS,
         BLOCK_HASHES,
         BLOCK_TXS,
         TX_BLOCKS,

@@ -50,6 +50,7 @@
 //! |---|---|---|
 //! | `meta` | `"magic"`, `"format_version"`, `"chain_id"` | `coldchain-mdbx`, u32 BE [`FORMAT_VERSION`], u64 BE (absent until recorded) |
 //! | `headers` | block number u64 BE | header: `coldchain::codec` (`0x11`: hash ++ RLP) |
+//! | `block_extras` | block number u64 BE | ommer headers and withdrawals: `codec` (`0x41`) |
 //! | `block_hashes` | block hash (32) | block number u64 BE |
 //! | `block_txs` | block number u64 BE | first tx number u64 BE ++ tx count u32 BE |
 //! | `tx_blocks` | first tx number u64 BE (non-empty blocks) | block number u64 BE |
@@ -166,9 +167,12 @@
 //!
 //! # Format version
 //!
-//! [`FORMAT_VERSION`] (now 4; version 1 had no `receipt_blooms`, version 2
+//! [`FORMAT_VERSION`] (now 5; version 1 had no `receipt_blooms`, version 2
 //! stored receipts in `codec`'s `0x31`, without short topics, version 3 had
-//! one merged index instead of runs, and u16 bloom bit indexes) covers the
+//! one merged index instead of runs, and u16 bloom bit indexes, version 4
+//! kept no ommers and no withdrawals (no `block_extras`): such a store
+//! cannot be upgraded in place, as what it dropped is gone, so it is
+//! refused with a request to re-import) covers the
 //! table set, the key layouts, the shard formats (`0x51`, `0x52`), the
 //! journal format (`0x61`), the `index_runs` values (`0x71`) and the
 //! `receipt_blooms` values; headers,

@@ -12,8 +12,8 @@ use alloy::{
     primitives::{B256, BlockNumber, Bytes},
 };
 use coldchain::{
-    ColdResult, HeaderSpec, ReceiptSpec, RecoveredTx, SealedHeader, StoredReceipt, TxSpec,
-    TxWithMeta,
+    BlockExtras, ColdResult, HeaderSpec, ReceiptSpec, RecoveredTx, SealedHeader, StoredReceipt,
+    TxSpec, TxWithMeta,
     codec::{self, HEADER_FORMAT},
     model::tx_meta,
 };
@@ -360,6 +360,22 @@ impl<'t, K: TransactionKind> View<'t, K> {
             Ok(())
         })?;
         Ok(Some(out))
+    }
+
+    /// A block's ommer headers and withdrawals.
+    pub(crate) fn block_extras(&self, spec: HeaderSpec) -> ColdResult<Option<BlockExtras>> {
+        let Some(block) = self.block_number(spec)? else { return Ok(None) };
+        let value: Option<Cow<'_, [u8]>> =
+            self.txn.get(self.t.block_extras.dbi(), &be(block)).cold()?;
+        let Some(value) = value else {
+            return Err(MdbxError::Corrupt(format!(
+                "block {block} has no block_extras value (ommers and withdrawals)"
+            ))
+            .into());
+        };
+        codec::decode_extras(&value)
+            .map(Some)
+            .map_err(|e| MdbxError::Corrupt(format!("block_extras of block {block}: {e}")).into())
     }
 
     /// All receipts of a block.

@@ -121,6 +121,7 @@ impl MdbxOptions {
 pub(crate) struct Tables {
     pub(crate) meta: Database,
     pub(crate) headers: Database,
+    pub(crate) block_extras: Database,
     pub(crate) block_hashes: Database,
     pub(crate) block_txs: Database,
     pub(crate) tx_blocks: Database,
@@ -351,6 +352,7 @@ impl Store {
         let tables = Tables {
             meta: open(table::META)?,
             headers: open(table::HEADERS)?,
+            block_extras: open(table::BLOCK_EXTRAS)?,
             block_hashes: open(table::BLOCK_HASHES)?,
             block_txs: open(table::BLOCK_TXS)?,
             tx_blocks: open(table::TX_BLOCKS)?,

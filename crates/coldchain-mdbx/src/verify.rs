@@ -231,6 +231,12 @@ fn blocks_and_data(
             }
         };
         prev = Some((n, hash));
+        let extras: Option<Cow<'_, [u8]>> = txn.get(t.block_extras.dbi(), &be(n))?;
+        match extras.map(|v| codec::decode_extras(&v)) {
+            None => r.problem(format!("block {n} has no block_extras value")),
+            Some(Err(e)) => r.problem(format!("block_extras of block {n} does not decode: {e}")),
+            Some(Ok(_)) => {}
+        }
         let stored: Option<[u8; 8]> = txn.get(t.block_hashes.dbi(), hash.as_slice())?;
         if stored.map(u64::from_be_bytes) != Some(n) {
             r.problem(format!("block hash {hash} of block {n} maps to {stored:?}"));
@@ -547,7 +553,8 @@ fn tx_hash_level(
     Ok(())
 }
 
-/// `block_hashes`, `block_txs` and `tx_blocks` hold nothing beyond the blocks.
+/// `block_hashes`, `block_txs`, `block_extras` and `tx_blocks` hold nothing
+/// beyond the blocks.
 fn block_tables(txn: &Tx<Ro>, store: &Store, r: &mut VerifyReport) -> Result<(), MdbxError> {
     let t = store.tables;
     let mut cursor = txn.cursor(t.block_hashes)?;
@@ -568,6 +575,10 @@ fn block_tables(txn: &Tx<Ro>, store: &Store, r: &mut VerifyReport) -> Result<(),
     let count = txn.db_stat(&t.block_txs)?.entries() as u64;
     if count != r.blocks {
         r.problem(format!("block_txs has {count} entries for {} blocks", r.blocks));
+    }
+    let count = txn.db_stat(&t.block_extras)?.entries() as u64;
+    if count != r.blocks {
+        r.problem(format!("block_extras has {count} entries for {} blocks", r.blocks));
     }
     let mut cursor = txn.cursor(t.tx_blocks)?;
     let mut item: Entry<'_> = cursor.first()?;

@@ -68,6 +68,7 @@ pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline)
     let mut blooms_buf = Vec::with_capacity(16 * 1024);
     {
         let mut headers = txn.cursor(t.headers).cold()?;
+        let mut extras = txn.cursor(t.block_extras).cold()?;
         let mut block_txs = txn.cursor(t.block_txs).cold()?;
         let mut tx_blocks = txn.cursor(t.tx_blocks).cold()?;
         let mut transactions = txn.cursor(t.transactions).cold()?;
@@ -80,6 +81,9 @@ pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline)
             buf.clear();
             codec::encode_header_into(&block.header, &mut buf).cold()?;
             headers.append(&be(n), &buf).cold()?;
+            buf.clear();
+            codec::encode_extras_into(&block.extras, &mut buf);
+            extras.append(&be(n), &buf).cold()?;
             match txn.put(t.block_hashes, block.hash(), be(n), WriteFlags::NO_OVERWRITE) {
                 Ok(()) => {}
                 Err(signet_libmdbx::MdbxError::KeyExist) => {
@@ -387,6 +391,7 @@ pub(crate) fn truncate(
     }
     deadline.check()?;
     delete_tail(&txn, t.headers, &be(cut))?;
+    delete_tail(&txn, t.block_extras, &be(cut))?;
     delete_tail(&txn, t.block_txs, &be(cut))?;
     delete_tail(&txn, t.tx_blocks, &be(cut_tx))?;
     delete_tail(&txn, t.transactions, &be(cut_tx))?;

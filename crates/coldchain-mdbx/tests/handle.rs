@@ -88,8 +88,12 @@ async fn handle_smoke() {
         assert_eq!(collect(&storage, f.clone()).await, logs, "stream of {f:?}");
         let n = logs.len();
         assert!(storage.get_logs(f.clone(), n).await.is_ok());
-        let err = storage.get_logs(f.clone(), n - 1).await.unwrap_err();
-        assert_eq!(err.kind(), "too_many_logs", "{f:?}");
+        // One log fewer: too many, unless every match is in one block (the
+        // first matching block comes back whole).
+        if logs.first().map(|l| l.block_number) != logs.last().map(|l| l.block_number) {
+            let err = storage.get_logs(f.clone(), n - 1).await.unwrap_err();
+            assert_eq!(err.kind(), "too_many_logs", "{f:?}");
+        }
     }
 
     // Readers and streams while a writer appends block by block.

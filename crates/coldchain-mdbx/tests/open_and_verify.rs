@@ -84,6 +84,7 @@ fn open_refuses_other_format_versions() {
     set_version(dir.path(), FORMAT_VERSION - 1);
     let err = MdbxBackend::open(dir.path(), MdbxOptions::for_tests()).unwrap_err();
     assert!(matches!(err, MdbxError::OlderVersion { .. }), "{err}");
+    assert!(err.to_string().contains("re-import"), "{err}");
     set_version(dir.path(), FORMAT_VERSION);
     MdbxBackend::open(dir.path(), MdbxOptions::for_tests()).unwrap();
 }

@@ -41,6 +41,22 @@ pub enum PgError {
         /// The newest version this build can apply and read.
         supported: i32,
     },
+    /// The database holds blocks written before schema version 3 whose
+    /// ommers or withdrawals were dropped: they cannot be migrated.
+    #[error(
+        "the database holds blocks written by coldchain schema version {found}, which kept no \
+         ommer (uncle) headers and no withdrawals; {blocks} of them had some (the first is block \
+         {first}), which are not in the database: re-import the chain into a new database (or \
+         `DROP SCHEMA coldchain CASCADE` and import again). Nothing was changed"
+    )]
+    LostBlockData {
+        /// The schema version the database holds.
+        found: i32,
+        /// How many stored blocks had ommers or withdrawals.
+        blocks: u64,
+        /// The lowest such block.
+        first: u64,
+    },
     /// A value does not fit the column it must be stored in.
     #[error("{0}")]
     OutOfRange(String),

@@ -467,6 +467,14 @@ impl ColdRead for PostgresBackend {
         Box::pin(self.read_block_transactions(block, &deadline)).await
     }
 
+    async fn block_extras(
+        &self,
+        block: HeaderSpec,
+        deadline: Deadline,
+    ) -> ColdResult<Option<coldchain::BlockExtras>> {
+        Box::pin(self.read_block_extras(block, &deadline)).await
+    }
+
     async fn receipt(
         &self,
         spec: ReceiptSpec,

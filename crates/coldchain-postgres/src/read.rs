@@ -7,8 +7,8 @@ use alloy::{
     primitives::{B256, BlockNumber, Log},
 };
 use coldchain::{
-    BlockSelector, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec, RpcLog,
-    SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
+    BlockExtras, BlockSelector, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter,
+    ReceiptSpec, RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
     backend::{LogSink, StreamParams},
     codec,
     model::{RecoveredTx, tx_meta},
@@ -32,6 +32,8 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
 const TIP: &str = "SELECT tip_number, tip_hash FROM coldchain.meta";
 const HEADER_BY_NUMBER: &str = "SELECT header FROM coldchain.blocks WHERE number = $1";
 const HEADER_BY_HASH: &str = "SELECT header FROM coldchain.blocks WHERE hash = $1";
+const EXTRAS_BY_NUMBER: &str = "SELECT extras FROM coldchain.blocks WHERE number = $1";
+const EXTRAS_BY_HASH: &str = "SELECT extras FROM coldchain.blocks WHERE hash = $1";
 /// Hash and timestamp of the blocks of a short range, ascending.
 const LOG_BLOCKS_RANGE: &str = "SELECT number, hash, timestamp FROM coldchain.blocks WHERE number \
                                 BETWEEN $1 AND $2 ORDER BY number";
@@ -161,6 +163,21 @@ impl PostgresBackend {
             HeaderSpec::Hash(h) => self.read1(deadline, HEADER_BY_HASH, &[&h.as_slice()]).await?,
         };
         rows.first().map(|r| Ok(codec::decode_header(col::<&[u8]>(r, 0)?)?)).transpose()
+    }
+
+    pub(crate) async fn read_block_extras(
+        &self,
+        spec: HeaderSpec,
+        deadline: &Deadline,
+    ) -> ColdResult<Option<BlockExtras>> {
+        let rows = match spec {
+            HeaderSpec::Number(n) => {
+                let Some(n) = num(n) else { return Ok(None) };
+                self.read1(deadline, EXTRAS_BY_NUMBER, &[&n]).await?
+            }
+            HeaderSpec::Hash(h) => self.read1(deadline, EXTRAS_BY_HASH, &[&h.as_slice()]).await?,
+        };
+        rows.first().map(|r| Ok(codec::decode_extras(col::<&[u8]>(r, 0)?)?)).transpose()
     }
 
     pub(crate) async fn read_transaction(

@@ -5,6 +5,8 @@
 //!
 //! - `blocks.header`: [`coldchain::codec::encode_header`] (format byte, hash,
 //!   header RLP).
+//! - `blocks.extras`: [`coldchain::codec::encode_extras`] (ommer headers and
+//!   withdrawals).
 //! - `txs.tx`: [`coldchain::codec::encode_tx`] (format byte, sender, EIP-2718
 //!   bytes); the hash is recomputed on decode.
 //! - `txs.receipt`: a compact receipt row, format byte [`RECEIPT_ROW_FORMAT`]:
@@ -59,7 +61,7 @@ const CHUNK: usize = 1 << 20;
 
 /// The COPY columns of each table, in payload order.
 pub(crate) const COPY_BLOCKS: &str =
-    "COPY coldchain.blocks (number, timestamp, hash, header) FROM STDIN (FORMAT binary)";
+    "COPY coldchain.blocks (number, timestamp, hash, header, extras) FROM STDIN (FORMAT binary)";
 pub(crate) const COPY_TXS: &str = "COPY coldchain.txs (block_number, hash8, tx_index, first_log, \
                                    n_logs, tx, receipt) FROM STDIN (FORMAT binary)";
 pub(crate) const COPY_LOGS: &str = "COPY coldchain.logs (block_number, log_index, tx_index, \
@@ -210,12 +212,15 @@ fn encode_heads(blocks: &[BlockData]) -> ColdResult<(CopyPayload, CopyPayload)> 
                 ),
             ));
         }
-        bw.row(4);
+        bw.row(5);
         bw.i64(n);
         bw.i64(timestamp);
         bw.bytes(block.hash().as_slice())?;
         scratch.clear();
         codec::encode_header_into(&block.header, &mut scratch)?;
+        bw.bytes(&scratch)?;
+        scratch.clear();
+        codec::encode_extras_into(&block.extras, &mut scratch);
         bw.bytes(&scratch)?;
 
         let mut prev_cumulative = 0u64;

@@ -42,6 +42,17 @@
 //! not re-read the schema version, and would go on writing and querying
 //! topics in 32 bytes.
 //!
+//! # Version 3
+//!
+//! `blocks.extras bytea NOT NULL`: the block's ommer (uncle) headers and
+//! withdrawals ([`coldchain::codec::encode_extras`]). Earlier versions kept
+//! neither. The migration fills the column for every stored block whose
+//! header shows there was nothing to keep (the empty ommers hash, and no
+//! withdrawals root or the empty one); if any stored block had ommers or
+//! withdrawals, they are lost, and the migration is refused with
+//! [`PgError::LostBlockData`] (nothing changes; re-import into a new
+//! database). A database of version 2 keeps working with the older build.
+//!
 //! Why these indexes: a log filter's cost must follow its matches. An
 //! address or an event signature has few distinct values and is queried
 //! over block ranges, so those are B-trees on `(value, block_number)`: a
@@ -66,13 +77,15 @@
 //! additive and older servers never read it, so it bumps no version.
 
 use crate::error::PgError;
-use tokio_postgres::Client;
+use alloy::consensus::{EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH};
+use coldchain::{BlockExtras, codec};
+use tokio_postgres::{Client, Transaction};
 
 /// The newest schema version this build applies and reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The embedded migrations, in order: (version, SQL).
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
+pub const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// Advisory lock key serializing migrations ("coldchai" in ASCII).
 const MIGRATION_LOCK: i64 = 0x636f_6c64_6368_6169;
@@ -142,6 +155,53 @@ WHERE pg_temp.stored_topic(topic0) IS DISTINCT FROM topic0
 DROP FUNCTION pg_temp.stored_topic(bytea);
 "#;
 
+const V3: &str = "ALTER TABLE coldchain.blocks ADD COLUMN extras bytea;";
+
+/// Runs after [`V3`]'s SQL: fills `extras` of the blocks already stored (or
+/// refuses, see the module docs), then makes the column mandatory.
+async fn fill_extras(txn: &Transaction<'_>, found: i32) -> Result<(), PgError> {
+    const BATCH: i32 = 10_000;
+    let select = txn
+        .prepare("SELECT number, header FROM coldchain.blocks WHERE extras IS NULL ORDER BY number")
+        .await?;
+    let portal = txn.bind(&select, &[]).await?;
+    let update = "UPDATE coldchain.blocks b SET extras = v.e \
+                  FROM unnest($1::int8[], $2::bytea[]) AS v(n, e) WHERE b.number = v.n";
+    let (mut lost, mut first_lost) = (0u64, None);
+    loop {
+        let rows = txn.query_portal(&portal, BATCH).await?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut numbers = Vec::with_capacity(rows.len());
+        let mut values = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let number: i64 = row.try_get(0)?;
+            let header = codec::decode_header(row.try_get::<_, &[u8]>(1)?)
+                .map_err(|e| PgError::Corrupt(format!("header of block {number}: {e}")))?;
+            let no_ommers = header.ommers_hash == EMPTY_OMMER_ROOT_HASH;
+            let no_withdrawals = header.withdrawals_root.is_none_or(|r| r == EMPTY_ROOT_HASH);
+            if !(no_ommers && no_withdrawals) {
+                lost += 1;
+                first_lost.get_or_insert(header.number);
+                continue;
+            }
+            numbers.push(number);
+            values.push(codec::encode_extras(&BlockExtras::empty_for(&header)));
+        }
+        if first_lost.is_none() {
+            txn.execute(update, &[&numbers, &values]).await?;
+        }
+    }
+    // The open portal keeps `blocks` in use: close it before altering it.
+    drop(portal);
+    if let Some(first) = first_lost {
+        return Err(PgError::LostBlockData { found, blocks: lost, first });
+    }
+    txn.batch_execute("ALTER TABLE coldchain.blocks ALTER COLUMN extras SET NOT NULL;").await?;
+    Ok(())
+}
+
 /// Creates or upgrades the schema; returns the version now in force.
 pub(crate) async fn migrate(client: &mut Client) -> Result<i32, PgError> {
     let txn = client.transaction().await?;
@@ -162,6 +222,9 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<i32, PgError> {
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         txn.batch_execute(sql).await?;
+        if *version == 3 {
+            fill_extras(&txn, current).await?;
+        }
         txn.execute(
             "INSERT INTO coldchain.schema_version (version, by_version) VALUES ($1, $2)",
             &[version, &env!("CARGO_PKG_VERSION")],

@@ -55,10 +55,12 @@ async fn check_block(store: &PostgresBackend, block: &BlockData) {
         assert_eq!(got, want);
     }
 
+    let extras = store.block_extras(HeaderSpec::Hash(hash), dl()).await.unwrap().unwrap();
     let rebuilt = BlockData {
         header,
         transactions: txs,
         receipts: receipts.iter().map(|r| r.receipt.clone()).collect(),
+        extras,
     };
     verify_block(&rebuilt).unwrap_or_else(|e| panic!("block {n} rebuilt from PostgreSQL: {e}"));
     assert_eq!(&rebuilt, block);

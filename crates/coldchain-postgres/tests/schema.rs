@@ -92,6 +92,9 @@ async fn version_1_topics_are_migrated_to_their_stored_form() {
     }
     client.batch_execute(&pad).await.unwrap();
     client.execute("DELETE FROM coldchain.schema_version WHERE version >= 2", &[]).await.unwrap();
+    // Version 1 had no `extras` either (version 3 adds it back, derived from
+    // the header: this block has no uncles and no withdrawals).
+    client.batch_execute("ALTER TABLE coldchain.blocks DROP COLUMN extras").await.unwrap();
     assert_eq!(short_topic_rows(&client).await, 0);
 
     let store = db.open().await;
@@ -124,4 +127,126 @@ async fn short_topic_rows(client: &tokio_postgres::Client) -> i64 {
         .await
         .unwrap()
         .get(0)
+}
+
+/// A database of schema version 2 (no `blocks.extras`) holding `headers`.
+async fn version_2_database(headers: &[alloy::consensus::Header]) -> common::TestDb {
+    use alloy::primitives::Sealable;
+    let db = common::TestDb::create().await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE SCHEMA coldchain;
+             CREATE TABLE coldchain.schema_version (
+                 version integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now(),
+                 by_version text NOT NULL
+             );",
+        )
+        .await
+        .unwrap();
+    for (version, sql) in &coldchain_postgres::schema::MIGRATIONS[..2] {
+        client.batch_execute(sql).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO coldchain.schema_version (version, by_version) VALUES ($1, 'old')",
+                &[version],
+            )
+            .await
+            .unwrap();
+    }
+    for header in headers {
+        let sealed = header.clone().seal_slow();
+        let value = coldchain::codec::encode_header(&sealed).unwrap();
+        client
+            .execute(
+                "INSERT INTO coldchain.blocks (number, timestamp, hash, header) \
+                 VALUES ($1, $2, $3, $4)",
+                &[&(header.number as i64), &0i64, &sealed.hash().as_slice(), &value],
+            )
+            .await
+            .unwrap();
+    }
+    db
+}
+
+fn old_headers() -> Vec<alloy::consensus::Header> {
+    use alloy::consensus::Header;
+    // Pre-Shanghai without uncles, then Shanghai with no withdrawals.
+    let first = Header { number: 0, ..Default::default() };
+    let second = Header {
+        number: 1,
+        parent_hash: first.hash_slow(),
+        base_fee_per_gas: Some(7),
+        withdrawals_root: Some(alloy::consensus::EMPTY_ROOT_HASH),
+        ..Default::default()
+    };
+    vec![first, second]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_2_without_ommers_or_withdrawals_migrates() {
+    if !server_available("version_2_without_ommers_or_withdrawals_migrates").await {
+        return;
+    }
+    use coldchain::{BlockExtras, ColdRead, Deadline, HeaderSpec};
+    let headers = old_headers();
+    let db = version_2_database(&headers).await;
+    let store = PostgresBackend::open(&db.url, PgOptions::default()).await.unwrap();
+    let d = || Deadline::after("test", std::time::Duration::from_secs(10));
+    let none = store.block_extras(HeaderSpec::Number(0), d()).await.unwrap();
+    assert_eq!(none, Some(BlockExtras::none()));
+    let empty = store.block_extras(HeaderSpec::Number(1), d()).await.unwrap();
+    assert_eq!(empty, Some(BlockExtras::withdrawals(vec![])));
+    let nullable: String = db
+        .client()
+        .await
+        .query_one(
+            "SELECT is_nullable FROM information_schema.columns \
+             WHERE table_schema = 'coldchain' AND table_name = 'blocks' AND column_name = 'extras'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(nullable, "NO");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_2_with_lost_uncles_or_withdrawals_is_refused() {
+    if !server_available("version_2_with_lost_uncles_or_withdrawals_is_refused").await {
+        return;
+    }
+    let mut headers = old_headers();
+    // Block 2 had withdrawals, block 3 an uncle: both were dropped.
+    let parent = headers[1].hash_slow();
+    headers.push(alloy::consensus::Header {
+        number: 2,
+        parent_hash: parent,
+        base_fee_per_gas: Some(7),
+        withdrawals_root: Some(alloy::primitives::B256::repeat_byte(1)),
+        ..Default::default()
+    });
+    headers.push(alloy::consensus::Header {
+        number: 3,
+        ommers_hash: alloy::primitives::B256::repeat_byte(2),
+        ..Default::default()
+    });
+    let db = version_2_database(&headers).await;
+    let err = PostgresBackend::open(&db.url, PgOptions::default()).await.unwrap_err();
+    assert!(matches!(err, PgError::LostBlockData { found: 2, blocks: 2, first: 2 }), "{err:?}");
+    assert!(err.to_string().contains("re-import"), "{err}");
+    // Nothing changed: still version 2, no extras column.
+    let client = db.client().await;
+    let row = client.query_one("SELECT max(version) FROM coldchain.schema_version", &[]);
+    assert_eq!(row.await.unwrap().get::<_, i32>(0), 2);
+    let columns = client
+        .query(
+            "SELECT 1 FROM information_schema.columns \
+             WHERE table_schema = 'coldchain' AND table_name = 'blocks' AND column_name = 'extras'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(columns.is_empty());
 }

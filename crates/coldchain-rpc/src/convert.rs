@@ -1,46 +1,33 @@
 //! Store data to JSON-RPC objects, built with alloy's RPC types so that
 //! names, hex quantities, nulls and per-type fields are those of real nodes.
 //!
-//! Blocks need care where coldchain does not keep what a node has:
-//! - `withdrawals`: coldchain does not store withdrawals. A header whose
-//!   `withdrawalsRoot` is the empty root has none, so the block answers
-//!   `"withdrawals": []`, as a node does. With a non-empty root the list is
-//!   unknown and the field is left out rather than answered wrongly.
-//! - `uncles`: coldchain stores no ommer headers. With the empty ommers hash
-//!   (every post-merge block) the answer is `[]`; otherwise the field is left
-//!   out.
-//! - `size`: the length of the block's RLP (header, transactions, ommers,
-//!   withdrawals), computed exactly when the body is fully known (no ommers,
-//!   no or empty withdrawals), left out otherwise.
-//! - `totalDifficulty`: left out (geth dropped it after the merge; it needs
-//!   the whole chain's history).
+//! Blocks carry what geth's `RPCMarshalBlock` answers: the header fields,
+//! `size` (the RLP length of the whole block: header, transactions, ommers
+//! and, when present, withdrawals), `uncles` (the ommer hashes),
+//! `withdrawals` exactly when the block has a withdrawals list, and the
+//! transactions. `totalDifficulty` is left out (geth dropped it after the
+//! merge; it needs the whole chain's history). An uncle (from
+//! `eth_getUncleBy*`) is its header as a block of its own: header fields,
+//! `size`, `uncles: []` and no `transactions`, as geth answers it.
 
 use alloy::{
-    consensus::{EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH, ReceiptEnvelope},
-    eips::eip4895::Withdrawals,
+    consensus::ReceiptEnvelope,
     primitives::{B256, U256},
-    rlp::{Encodable, Header as RlpHeader},
     rpc::types::{
         Block, BlockTransactions, Header, Log, Transaction, TransactionInfo, TransactionReceipt,
     },
 };
-use coldchain::{RecoveredTx, SealedHeader, StoredReceipt, TxWithMeta};
+use coldchain::{BlockExtras, RecoveredTx, SealedHeader, StoredReceipt, TxWithMeta, model};
 use serde_json::Value;
 
 /// A full block as `eth_getBlockBy*` answers it (a JSON object).
 pub fn block_json(
     header: &SealedHeader,
     transactions: Vec<RecoveredTx>,
+    extras: BlockExtras,
     full: bool,
 ) -> Result<Value, serde_json::Error> {
-    let inner = header.inner();
-    let body_known = inner.ommers_hash == EMPTY_OMMER_ROOT_HASH
-        && inner.withdrawals_root.is_none_or(|root| root == EMPTY_ROOT_HASH);
-    let withdrawals = match inner.withdrawals_root {
-        Some(root) if root == EMPTY_ROOT_HASH => Some(Withdrawals::default()),
-        _ => None,
-    };
-    let size = body_known.then(|| U256::from(block_size(header, &transactions)));
+    let size = U256::from(block_size(header, &transactions, &extras));
     let txs = if full {
         BlockTransactions::Full(
             transactions
@@ -57,16 +44,34 @@ pub fn block_json(
         BlockTransactions::Hashes(transactions.iter().map(|tx| *tx.inner().tx_hash()).collect())
     };
     let block = Block {
-        header: Header { hash: header.hash(), inner: inner.clone(), total_difficulty: None, size },
-        uncles: Vec::new(),
+        header: Header {
+            hash: header.hash(),
+            inner: header.inner().clone(),
+            total_difficulty: None,
+            size: Some(size),
+        },
+        uncles: extras.ommer_hashes(),
         transactions: txs,
-        withdrawals,
+        withdrawals: extras.withdrawals,
     };
-    let mut value = serde_json::to_value(&block)?;
-    if inner.ommers_hash != EMPTY_OMMER_ROOT_HASH
-        && let Value::Object(map) = &mut value
-    {
-        map.remove("uncles");
+    serde_json::to_value(&block)
+}
+
+/// An ommer (uncle) header as `eth_getUncleBy*` answers it: a block of its
+/// own with no transactions (geth's `RPCMarshalBlock` without transactions):
+/// the header fields, `size` and `uncles: []`.
+pub fn uncle_json(ommer: &alloy::consensus::Header) -> Result<Value, serde_json::Error> {
+    let sealed = alloy::primitives::Sealed::new_unchecked(ommer.clone(), ommer.hash_slow());
+    let size = block_size(&sealed, &[], &BlockExtras::none());
+    let header = Header {
+        hash: sealed.hash(),
+        inner: ommer.clone(),
+        total_difficulty: None,
+        size: Some(U256::from(size)),
+    };
+    let mut value = serde_json::to_value(&header)?;
+    if let Value::Object(map) = &mut value {
+        map.insert("uncles".into(), Value::Array(Vec::new()));
     }
     Ok(value)
 }
@@ -82,18 +87,14 @@ pub fn header_rpc(header: &SealedHeader) -> Header {
     }
 }
 
-/// The RLP length of the block: header, transactions, no ommers, and an
-/// empty withdrawals list when the header commits to one.
-pub fn block_size(header: &SealedHeader, transactions: &[RecoveredTx]) -> usize {
-    let inner = header.inner();
-    let txs_payload: usize = transactions.iter().map(|tx| tx.inner().length()).sum();
-    let list =
-        |payload_length: usize| RlpHeader { list: true, payload_length }.length() + payload_length;
-    let mut payload = inner.length() + list(txs_payload) + list(0);
-    if inner.withdrawals_root.is_some() {
-        payload += list(0);
-    }
-    list(payload)
+/// The RLP length of the whole block (header, transactions, ommers,
+/// withdrawals): what geth answers as `size`.
+pub fn block_size(
+    header: &SealedHeader,
+    transactions: &[RecoveredTx],
+    extras: &BlockExtras,
+) -> usize {
+    model::block_size(header.inner(), transactions, extras)
 }
 
 fn tx_info(header: &SealedHeader, hash: B256, index: u64) -> TransactionInfo {
@@ -158,16 +159,31 @@ mod tests {
     #[test]
     fn size_is_the_rlp_length_of_the_block() {
         let shape = ChainShape { max_txs: 8, ..Default::default() };
-        for block in test_chain_with(1, 20, B256::ZERO, 3, shape) {
+        let blocks = test_chain_with(1, 20, B256::ZERO, 3, shape);
+        assert!(blocks.iter().any(|b| !b.extras.ommers.is_empty()), "a block with ommers");
+        for block in blocks {
             let txs: Vec<TxEnvelope> =
                 block.transactions.iter().map(|t| t.inner().clone()).collect();
-            for withdrawals in [None, Some(Withdrawals::default())] {
+            for withdrawals in [None, block.extras.withdrawals.clone()] {
                 let mut header = block.header.inner().clone();
-                header.withdrawals_root = withdrawals.as_ref().map(|_| EMPTY_ROOT_HASH);
+                if withdrawals.is_none() {
+                    header.withdrawals_root = None;
+                    header.blob_gas_used = None;
+                    header.excess_blob_gas = None;
+                    header.parent_beacon_block_root = None;
+                }
                 let sealed = alloy::primitives::Sealed::new(header.clone());
-                let body = BlockBody { transactions: txs.clone(), ommers: vec![], withdrawals };
+                let extras = BlockExtras {
+                    ommers: block.extras.ommers.clone(),
+                    withdrawals: withdrawals.clone(),
+                };
+                let body = BlockBody {
+                    transactions: txs.clone(),
+                    ommers: extras.ommers.clone(),
+                    withdrawals,
+                };
                 let expected = ConsensusBlock::new(header, body).length();
-                assert_eq!(block_size(&sealed, &block.transactions), expected);
+                assert_eq!(block_size(&sealed, &block.transactions, &extras), expected);
             }
         }
     }

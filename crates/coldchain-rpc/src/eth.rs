@@ -132,11 +132,13 @@ impl<B: ColdBackend> Api<B> {
     pub(crate) async fn block(&self, id: BlockId, full: bool) -> RpcResult<Option<Value>> {
         let Some(header) = self.header(id).await? else { return Ok(None) };
         // By hash: if the block was replaced in between, it is gone.
-        let Some(txs) = self.handle.block_transactions(header.hash()).await.map_err(from_cold)?
-        else {
-            return Ok(None);
-        };
-        block_json(&header, txs, full)
+        let (txs, extras) = tokio::try_join!(
+            self.handle.block_transactions(header.hash()),
+            self.handle.block_extras(header.hash())
+        )
+        .map_err(from_cold)?;
+        let (Some(txs), Some(extras)) = (txs, extras) else { return Ok(None) };
+        block_json(&header, txs, extras, full)
             .map(Some)
             .map_err(|e| error(INTERNAL_ERROR, format!("serializing the block: {e}")))
     }

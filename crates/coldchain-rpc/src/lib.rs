@@ -24,7 +24,10 @@
 //! | `net_version`, `eth_chainId` | the configured chain id (decimal string, hex quantity) |
 //! | `eth_syncing` | `false` |
 //! | `eth_blockNumber` | the durable tip (`0x0` for an empty store) |
-//! | `eth_getBlockByNumber`, `eth_getBlockByHash` | the block with hashes or full transactions, or `null` |
+//! | `eth_getBlockByNumber`, `eth_getBlockByHash` | the block with hashes or full transactions (with `size`, `uncles`, `withdrawals`), or `null` |
+//! | `eth_getUncleByBlockNumberAndIndex` / `ByBlockHashAndIndex` | the uncle header as a block (geth's form), or `null` |
+//! | `eth_getUncleCountByBlockNumber` / `ByBlockHash` | a quantity, or `null` |
+//! | `debug_getRawHeader`, `debug_getRawBlock` | the header's or the whole block's RLP, or `null` |
 //! | `eth_getBlockTransactionCountByNumber` / `ByHash` | a quantity, or `null` |
 //! | `eth_getTransactionByHash`, `eth_getTransactionByBlockNumberAndIndex` / `ByBlockHashAndIndex` | the transaction, or `null` |
 //! | `eth_getTransactionReceipt` | the receipt, or `null` |
@@ -151,9 +154,7 @@
 //!
 //! # Known differences from a node
 //!
-//! - Blocks: `totalDifficulty` is never sent; `withdrawals`, `uncles` and
-//!   `size` are left out when coldchain cannot know them (withdrawals are
-//!   not stored; see [`convert`]).
+//! - Blocks: `totalDifficulty` is never sent (see [`convert`]).
 //! - Receipts carry no top-level `blockTimestamp` (geth and reth do not);
 //!   logs and transactions do.
 //! - No pending block, no state (`eth_call`, balances, ...), no
@@ -165,6 +166,7 @@
 //!   `eth_blobBaseFee` is the next block's blob base fee (geth answers the
 //!   tip's own) ([`raw`], [`fees`]).
 
+mod blocks;
 mod body;
 pub mod config;
 mod conn;
@@ -271,6 +273,7 @@ impl<B: ColdBackend> RpcServer<B> {
         let shutdown = api.shutdown.clone();
         let mut module = RpcModule::from_arc(api.clone());
         eth::register(&mut module)?;
+        blocks::register(&mut module)?;
         pubsub::register(&mut module)?;
         let methods: HashSet<&'static str> = module.method_names().collect();
         let pools = Pools::new(limits);

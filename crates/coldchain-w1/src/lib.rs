@@ -310,10 +310,13 @@ struct Unsealed {
 impl Unsealed {
     fn seal(mut self, parent: B256) -> BlockData {
         self.header.parent_hash = parent;
+        // W1 blocks have no uncles and no withdrawals.
+        let extras = coldchain::BlockExtras::empty_for(&self.header);
         BlockData {
             header: self.header.seal_slow(),
             transactions: self.transactions,
             receipts: self.receipts,
+            extras,
         }
     }
 }

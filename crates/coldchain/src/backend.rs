@@ -41,8 +41,9 @@
 //! model-based property test against the backend; both are one call.
 
 use crate::{
-    BlockData, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec, RpcLog,
-    SealedHeader, StoredReceipt, TxSpec, TxWithMeta, filter::BlockSelector, model::RecoveredTx,
+    BlockData, BlockExtras, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec,
+    RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta, filter::BlockSelector,
+    model::RecoveredTx,
 };
 use alloy::{eips::BlockNumHash, primitives::BlockNumber};
 use std::future::Future;
@@ -120,6 +121,13 @@ pub trait ColdRead: Clone + Send + Sync + 'static {
         block: HeaderSpec,
         deadline: Deadline,
     ) -> impl Future<Output = ColdResult<Option<Vec<RecoveredTx>>>> + Send;
+
+    /// A block's ommer headers and withdrawals; `None` for an unknown block.
+    fn block_extras(
+        &self,
+        block: HeaderSpec,
+        deadline: Deadline,
+    ) -> impl Future<Output = ColdResult<Option<BlockExtras>>> + Send;
 
     /// A receipt with its context.
     fn receipt(

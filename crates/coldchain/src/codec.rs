@@ -11,6 +11,7 @@
 //! | [`SealedHeader`] | `0x11` | 32-byte hash, header RLP |
 //! | [`RecoveredTx`] | `0x21` | 20-byte sender, EIP-2718 transaction bytes |
 //! | [`StoredReceipt`] | `0x32` | see below |
+//! | [`BlockExtras`] | `0x41` | flags u8 (`0x01`: withdrawals follow), RLP list of ommer headers, RLP list of withdrawals? |
 //!
 //! A header whose RLP could not be decoded (an optional field present after
 //! an absent one) is refused at encode time rather than written unreadable.
@@ -59,7 +60,7 @@
 //! The bloom is otherwise rebuilt from the logs on decode (256 bytes saved
 //! per receipt for a few keccaks per log).
 
-use crate::{RecoveredTx, SealedHeader, StoredReceipt};
+use crate::{BlockExtras, RecoveredTx, SealedHeader, StoredReceipt};
 use alloy::{
     consensus::{
         Eip658Value, Header, Receipt as ConsensusReceipt, ReceiptEnvelope, ReceiptWithBloom,
@@ -81,6 +82,9 @@ pub const HEADER_FORMAT: u8 = 0x11;
 pub const TX_FORMAT: u8 = 0x21;
 /// Format byte of a [`StoredReceipt`] value (kind 3, version 2).
 pub const RECEIPT_FORMAT: u8 = 0x32;
+
+/// Format byte of a [`BlockExtras`] value (kind 4, version 1).
+pub const EXTRAS_FORMAT: u8 = 0x41;
 
 /// Most topics a log can carry (`LOG0`..`LOG4`).
 pub const MAX_TOPICS: usize = 4;
@@ -115,6 +119,7 @@ fn kind_name(format: u8) -> &'static str {
         1 => "header",
         2 => "transaction",
         3 => "receipt",
+        4 => "block extras",
         _ => "unknown",
     }
 }
@@ -204,6 +209,51 @@ pub fn decode_header(bytes: &[u8]) -> Result<SealedHeader, CodecError> {
         return Err(r.error(format!("{} trailing bytes after the header RLP", rest.len())));
     }
     Ok(Sealed::new_unchecked(header, hash))
+}
+
+// ---------------------------------------------------------------- block extras
+
+/// Encodes a block's ommer headers and withdrawals: format byte, flags
+/// (`0x01` when a withdrawals list follows), the RLP list of ommer headers,
+/// the RLP list of withdrawals.
+pub fn encode_extras(extras: &BlockExtras) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_extras_into(extras, &mut out);
+    out
+}
+
+/// Appends the encoding of a block's ommers and withdrawals to `out`.
+pub fn encode_extras_into(extras: &BlockExtras, out: &mut Vec<u8>) {
+    out.push(EXTRAS_FORMAT);
+    out.push(u8::from(extras.withdrawals.is_some()));
+    extras.ommers.encode(out);
+    if let Some(w) = &extras.withdrawals {
+        w.encode(out);
+    }
+}
+
+/// Decodes a block's ommer headers and withdrawals.
+pub fn decode_extras(bytes: &[u8]) -> Result<BlockExtras, CodecError> {
+    let mut r = Reader::new("block extras", bytes, EXTRAS_FORMAT)?;
+    let flags = r.u8("flags")?;
+    if flags > 1 {
+        return Err(r.error(format!("unknown flag bits {flags:#04x}")));
+    }
+    let mut rest = r.rest();
+    let ommers =
+        Vec::<Header>::decode(&mut rest).map_err(|e| r.error(format!("ommers RLP: {e}")))?;
+    let withdrawals = if flags == 1 {
+        Some(
+            alloy::eips::eip4895::Withdrawals::decode(&mut rest)
+                .map_err(|e| r.error(format!("withdrawals RLP: {e}")))?,
+        )
+    } else {
+        None
+    };
+    if !rest.is_empty() {
+        return Err(r.error(format!("{} trailing bytes after the RLP", rest.len())));
+    }
+    Ok(BlockExtras { ommers, withdrawals })
 }
 
 // ---------------------------------------------------------------- transaction
@@ -810,6 +860,32 @@ mod tests {
             LogData::new_unchecked(vec![short(3), B256::repeat_byte(9)], Bytes::new());
         inner.logs_bloom = logs_bloom(inner.receipt.logs.iter());
         r
+    }
+
+    #[test]
+    fn extras_round_trip_and_refuse_damage() {
+        let mut seen_ommers = false;
+        for block in blocks() {
+            seen_ommers |= !block.extras.ommers.is_empty();
+            let bytes = encode_extras(&block.extras);
+            assert_eq!(decode_extras(&bytes).unwrap(), block.extras);
+            // Truncation and trailing bytes are errors, never a shorter list.
+            assert!(decode_extras(&bytes[..bytes.len() - 1]).is_err());
+            let mut long = bytes.clone();
+            long.push(0);
+            assert!(decode_extras(&long).unwrap_err().to_string().contains("trailing"));
+        }
+        assert!(seen_ommers, "the test chain has ommers");
+        for extras in [BlockExtras::none(), BlockExtras::withdrawals(vec![])] {
+            assert_eq!(decode_extras(&encode_extras(&extras)).unwrap(), extras);
+        }
+        let mut bad_flags = encode_extras(&BlockExtras::none());
+        bad_flags[1] = 2;
+        assert!(decode_extras(&bad_flags).unwrap_err().to_string().contains("flag"));
+        let chain = blocks();
+        let tx = chain.iter().find_map(|b| b.transactions.first()).unwrap();
+        let err = decode_extras(&encode_tx(tx)).unwrap_err();
+        assert!(err.to_string().contains("transaction value"), "{err}");
     }
 
     #[test]

@@ -10,9 +10,16 @@
 //! the RPC `hash` fields and receipt blooms the RPC `logsBloom` fields. Run
 //! [`crate::verify::verify_block`] on the result to check those against the
 //! data (hashes, roots, blooms).
+//!
+//! An RPC block names its uncles by hash only: [`block_from_rpc_with_ommers`]
+//! takes the uncle headers (from `eth_getUncleByBlockNumberAndIndex`) and
+//! checks each against its hash; [`block_from_rpc`] is for blocks without
+//! uncles. Withdrawals come with the block (`withdrawals`); a block whose
+//! header has a `withdrawalsRoot` but no `withdrawals` list is refused.
 
-use crate::BlockData;
+use crate::{BlockData, model::BlockExtras};
 use alloy::{
+    consensus::Header,
     eips::Typed2718,
     primitives::{B256, BlockNumber},
     rpc::types::{Block, BlockTransactions, TransactionReceipt},
@@ -93,6 +100,38 @@ pub enum ConvertError {
         /// keccak256 of the converted header's RLP.
         computed: B256,
     },
+    /// The block names uncles but their headers were not supplied, or do not
+    /// hash to the names.
+    #[error(
+        "block {number}: uncle {index} should hash to {expected} but {got}; \
+         fetch the uncle headers with eth_getUncleByBlockNumberAndIndex"
+    )]
+    Ommer {
+        /// The block's number.
+        number: BlockNumber,
+        /// Position in the block's `uncles`.
+        index: usize,
+        /// The hash the block names (or "nothing" when there are more
+        /// headers than names).
+        expected: String,
+        /// What was supplied ("none was supplied" or "the header supplied
+        /// hashes to ...").
+        got: String,
+    },
+    /// The header commits to withdrawals but the block carries none, or the
+    /// other way round.
+    #[error(
+        "block {number}: the header {header} a withdrawalsRoot but the block {body} a \
+         withdrawals list; fetch the block from a node that serves withdrawals"
+    )]
+    Withdrawals {
+        /// The block's number.
+        number: BlockNumber,
+        /// "has" or "has no".
+        header: &'static str,
+        /// "has" or "has no".
+        body: &'static str,
+    },
     /// Receipts and transactions differ in count.
     #[error(
         "block {number}: {transactions} transactions but {receipts} receipts; \
@@ -134,6 +173,17 @@ pub fn block_from_rpc(
     block: Block,
     receipts: Vec<TransactionReceipt>,
 ) -> Result<BlockData, ConvertError> {
+    block_from_rpc_with_ommers(block, Vec::new(), receipts)
+}
+
+/// [`block_from_rpc`] for a block with uncles: `ommers` are the uncle
+/// headers in the order of the block's `uncles`, each checked against its
+/// hash there.
+pub fn block_from_rpc_with_ommers(
+    block: Block,
+    ommers: Vec<Header>,
+    receipts: Vec<TransactionReceipt>,
+) -> Result<BlockData, ConvertError> {
     let number = block.header.inner.number;
     let rpc_hash = block.header.hash;
     let header = block.header.inner;
@@ -141,6 +191,30 @@ pub fn block_from_rpc(
     if computed != rpc_hash {
         return Err(ConvertError::HeaderHash { number, rpc: rpc_hash, computed });
     }
+    for index in 0..block.uncles.len().max(ommers.len()) {
+        let expected = block.uncles.get(index);
+        let got = ommers.get(index).map(Header::hash_slow);
+        if expected.is_none() || got.as_ref() != expected {
+            return Err(ConvertError::Ommer {
+                number,
+                index,
+                expected: expected.map_or_else(|| "nothing".into(), |h| h.to_string()),
+                got: got.map_or_else(
+                    || "none was supplied".into(),
+                    |h| format!("the header supplied hashes to {h}"),
+                ),
+            });
+        }
+    }
+    let has = |b: bool| if b { "has" } else { "has no" };
+    if header.withdrawals_root.is_some() != block.withdrawals.is_some() {
+        return Err(ConvertError::Withdrawals {
+            number,
+            header: has(header.withdrawals_root.is_some()),
+            body: has(block.withdrawals.is_some()),
+        });
+    }
+    let extras = BlockExtras { ommers, withdrawals: block.withdrawals };
     let BlockTransactions::Full(txs) = block.transactions else {
         return Err(ConvertError::NotFullTransactions { number });
     };
@@ -231,5 +305,6 @@ pub fn block_from_rpc(
         header: alloy::primitives::Sealed::new_unchecked(header, rpc_hash),
         transactions,
         receipts: out_receipts,
+        extras,
     })
 }

@@ -76,8 +76,8 @@ pub use error::{ColdError, ColdResult};
 pub use filter::{BlockSelector, LogFilter};
 pub use mem::MemBackend;
 pub use model::{
-    BlockData, HeaderSpec, Receipt, ReceiptSpec, RecoveredTx, RpcLog, SealedHeader, StoredReceipt,
-    TransactionMeta, TxSpec, TxWithMeta,
+    BlockData, BlockExtras, HeaderSpec, Receipt, ReceiptSpec, RecoveredTx, RpcLog, SealedHeader,
+    StoredReceipt, TransactionMeta, TxSpec, TxWithMeta,
 };
 
 #[cfg(feature = "test-utils")]

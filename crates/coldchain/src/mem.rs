@@ -8,8 +8,8 @@
 //! its own blocks).
 
 use crate::{
-    BlockData, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec, RpcLog,
-    SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
+    BlockData, BlockExtras, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, ReceiptSpec,
+    RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
     backend::{
         ColdBackend, ColdRead, ColdWrite, DrainedBlock, LogEmitter, LogSink, StreamParams,
         check_contiguous,
@@ -28,6 +28,7 @@ use std::{collections::HashMap, ops::RangeInclusive, sync::Arc};
 struct MemBlock {
     header: SealedHeader,
     transactions: Vec<RecoveredTx>,
+    extras: BlockExtras,
     receipts: Vec<StoredReceipt>,
 }
 
@@ -179,6 +180,15 @@ impl ColdRead for MemBackend {
         Ok(self.block(&snap, block).map(|b| b.transactions.clone()))
     }
 
+    async fn block_extras(
+        &self,
+        block: HeaderSpec,
+        _d: Deadline,
+    ) -> ColdResult<Option<BlockExtras>> {
+        let snap = self.snapshot();
+        Ok(self.block(&snap, block).map(|b| b.extras.clone()))
+    }
+
     async fn receipt(&self, spec: ReceiptSpec, _d: Deadline) -> ColdResult<Option<StoredReceipt>> {
         let snap = self.snapshot();
         let spec = match spec {
@@ -282,6 +292,7 @@ impl ColdWrite for MemBackend {
             snap.blocks.push(Arc::new(MemBlock {
                 header: block.header,
                 transactions: block.transactions,
+                extras: block.extras,
                 receipts,
             }));
         }

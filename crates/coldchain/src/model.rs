@@ -8,8 +8,13 @@
 use crate::{ColdError, ColdResult};
 use alloy::{
     consensus::{Header, ReceiptEnvelope, Transaction, TxEnvelope, transaction::Recovered},
-    eips::{BlockNumHash, eip7840::BlobParams},
+    eips::{
+        BlockNumHash,
+        eip4895::{Withdrawal, Withdrawals},
+        eip7840::BlobParams,
+    },
     primitives::{Address, B256, BlockNumber, Sealed, TxHash, TxKind},
+    rlp::{Encodable, Header as RlpHeader},
 };
 
 pub use alloy::consensus::transaction::TransactionMeta;
@@ -32,18 +37,90 @@ pub struct BlockData {
     pub transactions: Vec<RecoveredTx>,
     /// One receipt per transaction, in block order.
     pub receipts: Vec<Receipt>,
+    /// Ommer (uncle) headers and withdrawals: the rest of the body.
+    pub extras: BlockExtras,
+}
+
+/// What a block body carries besides its transactions: ommer (uncle) headers
+/// and, since Shanghai, withdrawals (EIP-4895).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockExtras {
+    /// Ommer headers, in body order (pre-merge blocks only; empty otherwise).
+    pub ommers: Vec<Header>,
+    /// Withdrawals: `Some` exactly when the header has a `withdrawalsRoot`.
+    pub withdrawals: Option<Withdrawals>,
+}
+
+impl BlockExtras {
+    /// Extras with no ommers and no withdrawals list (a pre-Shanghai block
+    /// without uncles).
+    pub const fn none() -> Self {
+        Self { ommers: Vec::new(), withdrawals: None }
+    }
+
+    /// Extras with no ommers and the given withdrawals.
+    pub fn withdrawals(withdrawals: Vec<Withdrawal>) -> Self {
+        Self { ommers: Vec::new(), withdrawals: Some(Withdrawals::new(withdrawals)) }
+    }
+
+    /// Extras that fit `header` when the body holds nothing but transactions:
+    /// an empty withdrawals list where the header commits to one.
+    pub fn empty_for(header: &Header) -> Self {
+        Self {
+            ommers: Vec::new(),
+            withdrawals: header.withdrawals_root.map(|_| Withdrawals::default()),
+        }
+    }
+
+    /// The hashes of the ommer headers, in order (the `uncles` of a block).
+    pub fn ommer_hashes(&self) -> Vec<B256> {
+        self.ommers.iter().map(Header::hash_slow).collect()
+    }
+}
+
+/// The RLP length of a whole block (header, transactions, ommers and, when
+/// present, withdrawals), which is what geth answers as a block's `size`.
+pub fn block_size(header: &Header, transactions: &[RecoveredTx], extras: &BlockExtras) -> usize {
+    let list =
+        |payload_length: usize| RlpHeader { list: true, payload_length }.length() + payload_length;
+    let txs: usize = transactions.iter().map(|tx| tx.inner().length()).sum();
+    let ommers: usize = extras.ommers.iter().map(Encodable::length).sum();
+    let mut payload = header.length() + list(txs) + list(ommers);
+    if let Some(w) = &extras.withdrawals {
+        payload += w.length();
+    }
+    list(payload)
 }
 
 impl BlockData {
-    /// Builds a block, checking that receipts and transactions pair up.
+    /// Builds a block without ommers and with an empty withdrawals list when
+    /// the header commits to one, checking that receipts and transactions
+    /// pair up.
     pub fn new(
         header: SealedHeader,
         transactions: Vec<RecoveredTx>,
         receipts: Vec<Receipt>,
     ) -> ColdResult<Self> {
-        let block = Self { header, transactions, receipts };
+        let extras = BlockExtras::empty_for(header.inner());
+        Self::with_extras(header, transactions, receipts, extras)
+    }
+
+    /// Builds a block with its ommers and withdrawals, checking that receipts
+    /// and transactions pair up.
+    pub fn with_extras(
+        header: SealedHeader,
+        transactions: Vec<RecoveredTx>,
+        receipts: Vec<Receipt>,
+        extras: BlockExtras,
+    ) -> ColdResult<Self> {
+        let block = Self { header, transactions, receipts, extras };
         block.validate()?;
         Ok(block)
+    }
+
+    /// The RLP length of the whole block, see [`block_size`].
+    pub fn size(&self) -> usize {
+        block_size(self.header.inner(), &self.transactions, &self.extras)
     }
 
     /// The block number.
@@ -61,10 +138,28 @@ impl BlockData {
         BlockNumHash::new(self.number(), self.hash())
     }
 
-    /// Checks the block's internal shape: one receipt per transaction and
-    /// non-decreasing cumulative gas.
+    /// Checks the block's internal shape: one receipt per transaction,
+    /// non-decreasing cumulative gas, and a withdrawals list exactly when the
+    /// header has a `withdrawalsRoot`.
     pub fn validate(&self) -> ColdResult<()> {
         let number = self.number();
+        match (self.header.withdrawals_root.is_some(), self.extras.withdrawals.is_some()) {
+            (true, false) => {
+                return Err(ColdError::InvalidBlock {
+                    number,
+                    reason: "the header has a withdrawals root but the block no withdrawals list"
+                        .into(),
+                });
+            }
+            (false, true) => {
+                return Err(ColdError::InvalidBlock {
+                    number,
+                    reason: "the block has a withdrawals list but the header no withdrawals root"
+                        .into(),
+                });
+            }
+            _ => {}
+        }
         if self.transactions.len() != self.receipts.len() {
             return Err(ColdError::InvalidBlock {
                 number,

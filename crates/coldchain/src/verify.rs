@@ -13,6 +13,8 @@
 //! | receipts root | `header.receipts_root` | ordered trie of the EIP-2718 receipts |
 //! | logs bloom | `header.logs_bloom` | OR of the receipt blooms |
 //! | gas used | `header.gas_used` | cumulative gas of the last receipt |
+//! | ommers hash | `header.ommers_hash` | `keccak256(rlp(ommer headers))` |
+//! | withdrawals root | `header.withdrawals_root` | ordered trie of the RLP withdrawals (a list exactly when the header has a root) |
 //!
 //! Checks run in that order and the first mismatch is returned, so a change
 //! to a receipt's logs that left its bloom alone is reported as
@@ -24,7 +26,10 @@
 
 use crate::BlockData;
 use alloy::{
-    consensus::proofs::{calculate_receipt_root, calculate_transaction_root},
+    consensus::proofs::{
+        calculate_ommers_root, calculate_receipt_root, calculate_transaction_root,
+        calculate_withdrawals_root,
+    },
     eips::Encodable2718,
     primitives::{B256, BlockNumber, Bloom, keccak256},
 };
@@ -55,6 +60,11 @@ pub enum VerifyField {
     LogsBloom,
     /// The header's gas used is not the last receipt's cumulative gas.
     GasUsed,
+    /// The header's ommers hash is not the hash of the ommer headers.
+    OmmersHash,
+    /// The header's withdrawals root is not the root of the withdrawals (or
+    /// one of the two is missing).
+    WithdrawalsRoot,
 }
 
 impl fmt::Display for VerifyField {
@@ -68,6 +78,8 @@ impl fmt::Display for VerifyField {
             Self::ReceiptsRoot => f.write_str("receipts root"),
             Self::LogsBloom => f.write_str("header logs bloom"),
             Self::GasUsed => f.write_str("header gas used"),
+            Self::OmmersHash => f.write_str("ommers hash"),
+            Self::WithdrawalsRoot => f.write_str("withdrawals root"),
         }
     }
 }
@@ -81,6 +93,8 @@ pub enum VerifyValue {
     Bloom(Box<Bloom>),
     /// A count or an amount of gas.
     Number(u64),
+    /// Nothing: a withdrawals root or list that is absent.
+    Absent,
 }
 
 impl fmt::Display for VerifyValue {
@@ -88,6 +102,7 @@ impl fmt::Display for VerifyValue {
         match self {
             Self::Hash(h) => write!(f, "{h}"),
             Self::Number(n) => write!(f, "{n}"),
+            Self::Absent => f.write_str("none"),
             Self::Bloom(b) => {
                 // 512 hex digits help nobody in a log line: show the ends and
                 // the number of bits set; the full value is in the error.
@@ -126,8 +141,9 @@ pub struct VerifyError {
 }
 
 /// Recomputes the header hash, every transaction hash, the transactions root,
-/// every receipt bloom, the receipts root, the header logs bloom and gas used,
-/// and checks one receipt per transaction; see the [module docs](self).
+/// every receipt bloom, the receipts root, the header logs bloom, gas used,
+/// the ommers hash and the withdrawals root, and checks one receipt per
+/// transaction; see the [module docs](self).
 pub fn verify_block(block: &BlockData) -> Result<(), VerifyError> {
     let number = block.header.number;
     let header = block.header.inner();
@@ -213,6 +229,25 @@ pub fn verify_block(block: &BlockData) -> Result<(), VerifyError> {
             VerifyValue::Number(gas),
         );
     }
+
+    let ommers = calculate_ommers_root(&block.extras.ommers);
+    if ommers != header.ommers_hash {
+        return fail(
+            VerifyField::OmmersHash,
+            VerifyValue::Hash(header.ommers_hash),
+            VerifyValue::Hash(ommers),
+        );
+    }
+
+    let withdrawals = block.extras.withdrawals.as_ref().map(|w| calculate_withdrawals_root(w));
+    if withdrawals != header.withdrawals_root {
+        let value = |h: Option<B256>| h.map_or(VerifyValue::Absent, VerifyValue::Hash);
+        return fail(
+            VerifyField::WithdrawalsRoot,
+            value(header.withdrawals_root),
+            value(withdrawals),
+        );
+    }
     Ok(())
 }
 
@@ -279,6 +314,38 @@ mod tests {
         let err = verify_block(&block).unwrap_err();
         assert_eq!(err.field, VerifyField::ReceiptBloom { index: 1 });
         assert!(err.to_string().contains("bits set"), "{err}");
+    }
+
+    #[test]
+    fn tampered_withdrawal_is_withdrawals_root() {
+        let mut block = blocks()
+            .into_iter()
+            .find(|b| b.extras.withdrawals.as_ref().is_some_and(|w| !w.is_empty()))
+            .expect("a block with withdrawals");
+        let w = block.extras.withdrawals.as_mut().unwrap();
+        w[0].amount += 1;
+        let err = verify_block(&block).unwrap_err();
+        assert_eq!(err.field, VerifyField::WithdrawalsRoot);
+        assert!(err.to_string().contains("withdrawals root"), "{err}");
+        // A missing list is refused too, naming the absence.
+        block.extras.withdrawals = None;
+        let err = verify_block(&block).unwrap_err();
+        assert_eq!((err.field, err.got), (VerifyField::WithdrawalsRoot, VerifyValue::Absent));
+    }
+
+    #[test]
+    fn tampered_or_missing_uncle_is_ommers_hash() {
+        let mut block = blocks()
+            .into_iter()
+            .find(|b| !b.extras.ommers.is_empty())
+            .expect("a block with ommers");
+        let mut dropped = block.clone();
+        dropped.extras.ommers.pop();
+        assert_eq!(verify_block(&dropped).unwrap_err().field, VerifyField::OmmersHash);
+        block.extras.ommers[0].gas_limit += 1;
+        let err = verify_block(&block).unwrap_err();
+        assert_eq!(err.field, VerifyField::OmmersHash);
+        assert!(err.to_string().contains("ommers hash"), "{err}");
     }
 
     #[test]

@@ -433,6 +433,14 @@ impl ColdRead for Watched {
         self.gated.block_transactions(block, d).await
     }
 
+    async fn block_extras(
+        &self,
+        block: HeaderSpec,
+        d: Deadline,
+    ) -> ColdResult<Option<coldchain::BlockExtras>> {
+        self.gated.block_extras(block, d).await
+    }
+
     async fn receipt(&self, spec: ReceiptSpec, d: Deadline) -> ColdResult<Option<StoredReceipt>> {
         self.gated.receipt(spec, d).await
     }

@@ -131,10 +131,12 @@ async fn store_round_trip(block: &BlockData) -> (BlockData, Vec<StoredReceipt>) 
         assert_eq!(log.block_hash, Some(hash));
     }
 
+    let extras = store.block_extras(HeaderSpec::Number(n), d()).await.unwrap().unwrap();
     let rebuilt = BlockData {
         header,
         transactions: txs,
         receipts: receipts.iter().map(|r| r.receipt.clone()).collect(),
+        extras,
     };
     (rebuilt, receipts)
 }

@@ -45,7 +45,8 @@
 //!
 //! Only then a second pass decodes bodies and receipts on worker threads
 //! (one per core but one, see [`default_workers`]): the ommers hash of the
-//! header is checked against the body's ommers, senders are recovered from
+//! header is checked against the body's ommers (which are kept with the
+//! block and served as its uncles), senders are recovered from
 //! the signatures (k256), and [`verify_block`] checks transaction hashes,
 //! the transactions and receipts roots, blooms and gas. `--checksums LIST`
 //! also checks each file's SHA-256 against a published list (`sha256  name`
@@ -72,7 +73,8 @@ use alloy::{
     rlp::Decodable,
 };
 use coldchain::{
-    BlockData, ColdBackend, ColdStorage, Receipt, RecoveredTx, SealedHeader, verify::verify_block,
+    BlockData, BlockExtras, ColdBackend, ColdStorage, Receipt, RecoveredTx, SealedHeader,
+    verify::verify_block,
 };
 use eyre::Result;
 use sha2::{Digest, Sha256};
@@ -756,9 +758,6 @@ pub fn decode_tuple(origin: &str, tuple: RawTuple) -> Result<BlockData, ImportEr
     let body: BlockBody<TxEnvelope, Header> = unsnappy(&body)
         .and_then(|rlp| decode_exact(&rlp))
         .map_err(|e| ImportError::malformed(at("body"), e))?;
-    if body.withdrawals.is_some() {
-        return Err(ImportError::malformed(at("body"), "withdrawals in a pre-merge body"));
-    }
     let ommers_hash = calculate_ommers_root(&body.ommers);
     if ommers_hash != header.ommers_hash {
         return Err(ImportError::Mismatch {
@@ -783,7 +782,10 @@ pub fn decode_tuple(origin: &str, tuple: RawTuple) -> Result<BlockData, ImportEr
     let receipts: Vec<Receipt> = unsnappy(&receipts)
         .and_then(|rlp| decode_exact(&rlp))
         .map_err(|e| ImportError::malformed(at("receipts"), e))?;
-    let block = BlockData { header, transactions, receipts };
+    // Ommers and (should an archive carry any) withdrawals are kept;
+    // `verify_block` checks the withdrawals against the header's root.
+    let extras = BlockExtras { ommers: body.ommers, withdrawals: body.withdrawals };
+    let block = BlockData { header, transactions, receipts, extras };
     verify_block(&block).map_err(|e| ImportError::verify(origin, e))?;
     Ok(block)
 }

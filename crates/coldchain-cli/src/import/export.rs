@@ -4,7 +4,9 @@
 //! Each line is `{"block": .., "receipts": [..]}` with the objects built by
 //! `coldchain_rpc::convert` ([`block_json`] with full transactions,
 //! [`receipt_rpc`]), so they are exactly what `coldchain serve` answers to
-//! `eth_getBlockByNumber(n, true)` and `eth_getBlockReceipts(n)`. The output
+//! `eth_getBlockByNumber(n, true)` and `eth_getBlockReceipts(n)`; a block
+//! with uncles adds `"uncles": [..]`, the uncle headers as
+//! `eth_getUncleByBlockNumberAndIndex` answers them ([`uncle_json`]). The output
 //! is deterministic: exporting, importing into an empty store and exporting
 //! again gives the same bytes.
 //!
@@ -15,8 +17,8 @@
 use super::{ImportError, ImportStats, pipeline::progress_bar};
 use crate::store::{OnBackend, StoreSpec, run_on};
 use alloy::{primitives::BlockNumber, rpc::types::TransactionReceipt};
-use coldchain::{ColdBackend, ColdStorage, RecoveredTx, SealedHeader, StoredReceipt};
-use coldchain_rpc::convert::{block_json, receipt_rpc};
+use coldchain::{BlockExtras, ColdBackend, ColdStorage, RecoveredTx, SealedHeader, StoredReceipt};
+use coldchain_rpc::convert::{block_json, receipt_rpc, uncle_json};
 use eyre::Result;
 use futures::StreamExt;
 use std::{
@@ -89,19 +91,26 @@ impl OnBackend for ExportJsonl {
 }
 
 /// One JSON line (with its newline) for a block: what `serve` answers for
-/// the block (full transactions) and its receipts.
+/// the block (full transactions), its receipts and, when it has uncles, the
+/// uncle headers.
 pub fn jsonl_line(
     header: &SealedHeader,
     transactions: Vec<RecoveredTx>,
+    extras: BlockExtras,
     receipts: &[StoredReceipt],
 ) -> Result<Vec<u8>, serde_json::Error> {
-    let block = block_json(header, transactions, true)?;
+    let uncles = extras.ommers.iter().map(uncle_json).collect::<Result<Vec<_>, _>>()?;
+    let block = block_json(header, transactions, extras, true)?;
     let receipts: Vec<TransactionReceipt> = receipts.iter().map(receipt_rpc).collect();
     let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(b"{\"block\":");
     serde_json::to_writer(&mut out, &block)?;
     out.extend_from_slice(b",\"receipts\":");
     serde_json::to_writer(&mut out, &receipts)?;
+    if !uncles.is_empty() {
+        out.extend_from_slice(b",\"uncles\":");
+        serde_json::to_writer(&mut out, &uncles)?;
+    }
     out.extend_from_slice(b"}\n");
     Ok(out)
 }
@@ -198,15 +207,23 @@ async fn read_line<B: ColdBackend>(
     n: BlockNumber,
 ) -> Result<(Vec<u8>, u64, u64), ImportError> {
     let store_err = |e| ImportError::store(format!("reading block {n}"), e);
-    let (header, txs, receipts) =
-        tokio::try_join!(handle.header(n), handle.block_transactions(n), handle.block_receipts(n))
-            .map_err(store_err)?;
+    let (header, txs, extras, receipts) = tokio::try_join!(
+        handle.header(n),
+        handle.block_transactions(n),
+        handle.block_extras(n),
+        handle.block_receipts(n)
+    )
+    .map_err(store_err)?;
     let missing =
         || ImportError::Usage(format!("block {n} disappeared from the store during the export"));
-    let (header, txs, receipts) =
-        (header.ok_or_else(missing)?, txs.ok_or_else(missing)?, receipts.ok_or_else(missing)?);
+    let (header, txs, extras, receipts) = (
+        header.ok_or_else(missing)?,
+        txs.ok_or_else(missing)?,
+        extras.ok_or_else(missing)?,
+        receipts.ok_or_else(missing)?,
+    );
     let counts = (txs.len() as u64, receipts.iter().map(|r| r.receipt.logs().len() as u64).sum());
-    let line = jsonl_line(&header, txs, &receipts)
+    let line = jsonl_line(&header, txs, extras, &receipts)
         .map_err(|e| ImportError::malformed(format!("block {n}"), format!("serializing: {e}")))?;
     Ok((line, counts.0, counts.1))
 }

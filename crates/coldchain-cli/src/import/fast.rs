@@ -21,16 +21,19 @@ use alloy::{
         Eip658Value, Header, Receipt as ConsensusReceipt, ReceiptWithBloom, Signed, TxEip1559,
         TxEip2930, TxEip4844, TxEip4844Variant, TxEip7702, TxEnvelope, TxLegacy, TxType,
     },
-    eips::{eip2930::AccessList, eip7702::SignedAuthorization},
+    eips::{eip2930::AccessList, eip4895::Withdrawals, eip7702::SignedAuthorization},
     primitives::{Address, B64, B256, Bloom, Bytes, Log, Sealed, Signature, TxKind, U256},
 };
-use coldchain::{BlockData, Receipt, RecoveredTx};
+use coldchain::{BlockData, BlockExtras, Receipt, RecoveredTx};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Line {
     block: FastBlock,
     receipts: Vec<FastReceipt>,
+    /// Uncle headers: the fast path handles blocks without uncles only.
+    #[serde(default)]
+    uncles: Vec<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +79,10 @@ struct FastBlock {
     #[serde(default, deserialize_with = "q::opt_u64")]
     slot_number: Option<u64>,
     transactions: Vec<FastTx>,
+    #[serde(default)]
+    uncles: Vec<B256>,
+    #[serde(default)]
+    withdrawals: Option<Withdrawals>,
 }
 
 #[derive(Deserialize)]
@@ -162,10 +169,11 @@ struct FastLog {
 pub fn decode(line: &[u8]) -> Option<BlockData> {
     // One UTF-8 check of the whole line (fast on ASCII) instead of one per
     // string, which is what reading from bytes does.
-    let Line { block, receipts } = serde_json::from_str(std::str::from_utf8(line).ok()?).ok()?;
+    let Line { block, receipts, uncles } =
+        serde_json::from_str(std::str::from_utf8(line).ok()?).ok()?;
     let FastBlock { hash, number, transactions, .. } = &block;
     let (hash, number) = (*hash, *number);
-    if transactions.len() != receipts.len() {
+    if transactions.len() != receipts.len() || !uncles.is_empty() || !block.uncles.is_empty() {
         return None;
     }
     let context_ok = |h: Option<B256>, n: Option<u64>, i: Option<u64>, index: usize| {
@@ -199,6 +207,7 @@ pub fn decode(line: &[u8]) -> Option<BlockData> {
         block_access_list_hash,
         slot_number,
         transactions,
+        withdrawals,
         ..
     } = block;
     for (index, (tx, receipt)) in transactions.into_iter().zip(receipts).enumerate() {
@@ -248,6 +257,7 @@ pub fn decode(line: &[u8]) -> Option<BlockData> {
         header: Sealed::new_unchecked(header, hash),
         transactions: txs,
         receipts: out_receipts,
+        extras: BlockExtras { ommers: Vec::new(), withdrawals },
     })
 }
 

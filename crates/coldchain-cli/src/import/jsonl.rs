@@ -9,8 +9,11 @@
 //! {"block": <eth_getBlockByNumber(n, true) result>, "receipts": [<eth_getBlockReceipts(n) result>]}
 //! ```
 //!
-//! `block` must carry full transaction objects; `receipts` are the block's
-//! receipts in transaction order. Other keys are ignored. This is what
+//! `block` must carry full transaction objects (and `withdrawals` when its
+//! header has a `withdrawalsRoot`); `receipts` are the block's receipts in
+//! transaction order. A block with uncles needs `"uncles": [..]`, the uncle
+//! headers in the order of the block's `uncles` (each as
+//! `eth_getUncleByBlockNumberAndIndex` answers it). Other keys are ignored. This is what
 //! `coldchain export jsonl` writes (the objects `coldchain serve` answers),
 //! and what a script collecting a node's answers produces.
 //!
@@ -19,7 +22,7 @@
 //! A reader thread reads the file line by line (a `BufReader`, each line at
 //! most [`MAX_LINE`] bytes) and hands groups of lines to worker threads
 //! (one per core but one, see [`default_workers`]), which parse them
-//! (straight into alloy's RPC types), convert them ([`block_from_rpc`]) and
+//! (straight into alloy's RPC types), convert them ([`block_from_rpc_with_ommers`]) and
 //! verify them ([`verify_block`]); the writer appends them in order,
 //! `--batch` blocks per write. Memory is bounded by the queue between them
 //! (see [`super::pipeline`]).
@@ -50,7 +53,7 @@ use alloy::{
     rpc::types::{Block, TransactionReceipt},
 };
 use coldchain::{
-    BlockData, ColdBackend, ColdStorage, convert::block_from_rpc, verify::verify_block,
+    BlockData, ColdBackend, ColdStorage, convert::block_from_rpc_with_ommers, verify::verify_block,
 };
 use eyre::Result;
 use std::{
@@ -101,6 +104,9 @@ pub struct JsonlBlock {
     pub block: Block,
     /// The block's receipts, in order.
     pub receipts: Vec<TransactionReceipt>,
+    /// The uncle headers, in the order of the block's `uncles`.
+    #[serde(default)]
+    pub uncles: Vec<alloy::rpc::types::Header>,
 }
 
 /// Just enough of a line to skip it.
@@ -408,8 +414,10 @@ pub fn parse_line(line: &[u8]) -> Result<BlockData, LineError> {
 
 /// Parses one line into a verified block with alloy's RPC types.
 pub fn parse_line_alloy(line: &[u8]) -> Result<BlockData, LineError> {
-    let JsonlBlock { block, receipts } = serde_json::from_slice(line).map_err(LineError::Json)?;
-    let data = block_from_rpc(block, receipts).map_err(LineError::Convert)?;
+    let JsonlBlock { block, receipts, uncles } =
+        serde_json::from_slice(line).map_err(LineError::Json)?;
+    let ommers = uncles.into_iter().map(|u| u.inner).collect();
+    let data = block_from_rpc_with_ommers(block, ommers, receipts).map_err(LineError::Convert)?;
     verify_block(&data).map_err(LineError::Verify)?;
     Ok(data)
 }

@@ -68,6 +68,11 @@ async fn assert_same(a: &Mem, b: &Mem, from: u64, to: u64) {
             b.block_receipts(n).await.unwrap(),
             "receipts {n}"
         );
+        assert_eq!(
+            a.block_extras(n).await.unwrap(),
+            b.block_extras(n).await.unwrap(),
+            "ommers and withdrawals {n}"
+        );
     }
 }
 
@@ -284,14 +289,18 @@ async fn import(url: &str, into: &Mem, range: &RpcRange) -> Result<ImportStats, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_import_is_concurrent_ordered_and_verified() {
-    let source = mem_with(chain(1000, 61, B256::ZERO, 1)).await;
+    let blocks = chain(1000, 61, B256::ZERO, 1);
+    let with_uncles = blocks.iter().filter(|b| !b.extras.ommers.is_empty()).count();
+    assert!(with_uncles > 0, "the chain has blocks with uncles");
+    let source = mem_with(blocks).await;
     let node = FakeNode::start(&source, vec![]).await;
     let target = mem_with(vec![]).await;
     let stats = import(&node.url, &target, &range()).await.unwrap();
     assert_eq!(stats.blocks, 61);
     assert_same(&source, &target, 1000, 1060).await;
-    // 16 batch requests of 4 blocks, plus chain id, head and earliest.
-    assert_eq!(node.state.forwarded.load(Ordering::SeqCst), 16 + 3);
+    // 16 batch requests of 4 blocks, plus chain id, head and earliest,
+    // plus one batch of uncle headers per block with uncles.
+    assert_eq!(node.state.forwarded.load(Ordering::SeqCst), 16 + 3 + with_uncles);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,11 +349,13 @@ async fn rpc_import_waits_for_a_node_that_refuses_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_import_gives_up_with_a_clear_error_and_resumes_from_the_tip() {
-    let source = mem_with(chain(200, 50, B256::ZERO, 4)).await;
+    let blocks = chain(200, 50, B256::ZERO, 4);
+    // Chain id, head and earliest, then 5 batches of 4 blocks (and one
+    // uncle batch per block with uncles); then HTTP 503 forever.
+    let uncle_batches = blocks[..20].iter().filter(|b| !b.extras.ommers.is_empty()).count();
+    let source = mem_with(blocks).await;
     let node = FakeNode::start(&source, vec![]).await;
-    // Chain id, head and earliest, then 5 batches of 4 blocks; then HTTP
-    // 503 forever.
-    *node.state.fail_after.lock() = Some((8, Fault::Http(503)));
+    *node.state.fail_after.lock() = Some((8 + uncle_batches, Fault::Http(503)));
     let target = mem_with(vec![]).await;
     let range = RpcRange { concurrency: 1, retries: 2, ..range() };
     let started = Instant::now();
@@ -1030,6 +1041,121 @@ async fn era1_imports_verify_recover_senders_and_round_trip_through_jsonl() {
     assert!(err.to_string().contains("does not match the checksum list"), "{err}");
 }
 
+/// Each block's header and body RLP as an era1 archive holds them.
+fn era1_raw_blocks(path: &Path) -> Vec<(u64, Vec<u8>, Vec<u8>)> {
+    let layout = era1::read_layout(path).unwrap();
+    let mut r = era1::E2Reader::open(path).unwrap();
+    let mut out: Vec<(u64, Vec<u8>, Vec<u8>)> = Vec::new();
+    while let Some(h) = r.next_header().unwrap() {
+        let data = r.read_data(&h).unwrap();
+        if h.ty == types::COMPRESSED_HEADER {
+            let n = layout.start + out.len() as u64;
+            out.push((n, era1::unsnappy(&data).unwrap(), Vec::new()));
+        } else if h.ty == types::COMPRESSED_BODY {
+            out.last_mut().unwrap().2 = era1::unsnappy(&data).unwrap();
+        }
+    }
+    out
+}
+
+/// The RLP of a whole block from its header RLP and its body RLP (`[txs,
+/// ommers, withdrawals?]`): one list of the header and the body's items.
+pub fn block_rlp(header: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut rest = body;
+    let h = alloy::rlp::Header::decode(&mut rest).unwrap();
+    assert!(h.list && h.payload_length == rest.len());
+    let mut out = Vec::new();
+    alloy::rlp::Header { list: true, payload_length: header.len() + rest.len() }.encode(&mut out);
+    out.extend_from_slice(header);
+    out.extend_from_slice(rest);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn era1_uncles_and_sizes_are_served_as_the_archive_holds_them() {
+    use alloy::{consensus::BlockBody, rlp::Decodable};
+    let path = era1_dir().join(MAINNET_0);
+    let raw = era1_raw_blocks(&path);
+    assert_eq!(raw.len(), 8192);
+    let mainnet = mem_with(vec![]).await;
+    import_era1(&mainnet, &era1_args(path)).await.unwrap();
+    let server = serve(&mainnet).await;
+    let client = HttpClient::new(&format!("http://{}", server.local_addr())).unwrap();
+    let (mut with_uncles, mut uncles_seen) = (0, 0);
+    for (n, header, body) in &raw {
+        let decoded = BlockBody::<TxEnvelope>::decode(&mut body.as_slice()).unwrap();
+        // Every block with uncles, and every 500th block.
+        if decoded.ommers.is_empty() && n % 500 != 0 {
+            continue;
+        }
+        with_uncles += usize::from(!decoded.ommers.is_empty());
+        let q = format!("{n:#x}");
+        let expected = block_rlp(header, body);
+        let block: Value = client.call("eth_getBlockByNumber", json!([q, false])).await.unwrap();
+        assert_eq!(quantity(&block["size"]), expected.len() as u64, "size of block {n}");
+        let hashes: Vec<B256> = decoded.ommers.iter().map(Header::hash_slow).collect();
+        assert_eq!(block["uncles"], json!(hashes), "uncles of block {n}");
+        assert!(block.get("withdrawals").is_none(), "block {n} predates withdrawals");
+        let raw_block: Bytes = client.call("debug_getRawBlock", json!([q])).await.unwrap();
+        assert!(raw_block.as_ref() == expected.as_slice(), "raw block {n}");
+        let raw_header: Bytes = client.call("debug_getRawHeader", json!([q])).await.unwrap();
+        assert!(raw_header.as_ref() == header.as_slice(), "raw header {n}");
+        assert_eq!(
+            alloy::primitives::keccak256(&raw_header),
+            block["hash"].as_str().unwrap().parse::<B256>().unwrap()
+        );
+        let count: Value =
+            client.call("eth_getUncleCountByBlockHash", json!([block["hash"]])).await.unwrap();
+        assert_eq!(quantity(&count), hashes.len() as u64);
+        for (i, (hash, ommer)) in hashes.iter().zip(&decoded.ommers).enumerate() {
+            let by_number: Value = client
+                .call("eth_getUncleByBlockNumberAndIndex", json!([q, format!("{i:#x}")]))
+                .await
+                .unwrap();
+            assert_eq!(by_number["hash"], json!(hash), "uncle {i} of block {n}");
+            assert_eq!(quantity(&by_number["number"]), ommer.number);
+            assert_eq!(by_number["uncles"], json!([]));
+            assert!(by_number.get("transactions").is_none());
+            let alone = block_rlp(
+                &alloy::rlp::encode(ommer),
+                &alloy::rlp::encode(BlockBody::<TxEnvelope>::default()),
+            );
+            assert_eq!(quantity(&by_number["size"]), alone.len() as u64, "size of uncle {i}");
+            let by_hash: Value = client
+                .call("eth_getUncleByBlockHashAndIndex", json!([block["hash"], format!("{i:#x}")]))
+                .await
+                .unwrap();
+            assert_eq!(by_hash, by_number);
+            uncles_seen += 1;
+        }
+        let past: Value = client
+            .call("eth_getUncleByBlockNumberAndIndex", json!([q, format!("{:#x}", hashes.len())]))
+            .await
+            .unwrap();
+        assert_eq!(past, Value::Null);
+    }
+    assert!(
+        with_uncles > 100 && uncles_seen > with_uncles,
+        "{with_uncles} blocks, {uncles_seen} uncles"
+    );
+    server.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn era1_mainnet_with_uncles_round_trips_through_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let mainnet = mem_with(vec![]).await;
+    let args = Era1ImportArgs { to: Some(2047), ..era1_args(era1_dir().join(MAINNET_0)) };
+    import_era1(&mainnet, &args).await.unwrap();
+    let a = export_to(&mainnet, &dir.path().join("a.jsonl")).await;
+    let text = String::from_utf8(a.clone()).unwrap();
+    assert!(text.lines().filter(|l| l.contains("\"uncles\":[{")).count() > 10, "lines with uncles");
+    let b = mem_with(vec![]).await;
+    import_file(&b, &jsonl_import_args(&dir.path().join("a.jsonl"))).await.unwrap();
+    assert_same(&mainnet, &b, 0, 2047).await;
+    assert!(a == export_to(&b, &dir.path().join("b.jsonl")).await);
+}
+
 /// Rewrites an era1 file record by record: `edit(block, type, data)` sees
 /// every record's data (decompressed for the snappy records) and may change
 /// it; the block index is rebuilt.
@@ -1288,8 +1414,13 @@ async fn fast_decoder_agrees_with_alloy_types() {
 fn check_fast_lines(bytes: &[u8], types: &mut std::collections::BTreeSet<u8>) -> usize {
     let mut n = 0;
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let fast = super::fast::decode(line).expect("the fast decoder handles the line");
         let slow = super::jsonl::parse_line_alloy(line).unwrap();
+        if !slow.extras.ommers.is_empty() {
+            // Blocks with uncles take the alloy path.
+            assert!(super::fast::decode(line).is_none());
+            continue;
+        }
+        let fast = super::fast::decode(line).expect("the fast decoder handles the line");
         assert_eq!(fast, slow);
         coldchain::verify::verify_block(&fast).unwrap();
         for tx in &fast.transactions {

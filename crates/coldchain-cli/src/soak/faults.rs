@@ -237,6 +237,15 @@ impl<B: ColdBackend> ColdRead for Faulty<B> {
         self.inner.block_transactions(block, d).await
     }
 
+    async fn block_extras(
+        &self,
+        block: HeaderSpec,
+        d: Deadline,
+    ) -> ColdResult<Option<coldchain::BlockExtras>> {
+        self.fault("block_extras", &d).await;
+        self.inner.block_extras(block, d).await
+    }
+
     async fn receipt(&self, spec: ReceiptSpec, d: Deadline) -> ColdResult<Option<StoredReceipt>> {
         self.fault("receipt", &d).await;
         self.inner.receipt(spec, d).await

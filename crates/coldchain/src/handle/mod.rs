@@ -45,8 +45,9 @@ pub mod stream;
 mod writer;
 
 use crate::{
-    BlockData, ColdBackend, ColdError, ColdResult, Deadline, DrainedBlock, HeaderSpec, LogFilter,
-    ReceiptSpec, RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta, model::RecoveredTx,
+    BlockData, BlockExtras, ColdBackend, ColdError, ColdResult, Deadline, DrainedBlock, HeaderSpec,
+    LogFilter, ReceiptSpec, RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
+    model::RecoveredTx,
 };
 use alloy::{eips::BlockNumHash, primitives::BlockNumber};
 use cache::{BlockCache, CacheBudget};
@@ -603,6 +604,21 @@ impl<B: ColdBackend> ColdStorage<B> {
             move |b, d| async move { b.block_transactions(block, d).await },
         )
         .await
+    }
+
+    /// A block's ommer (uncle) headers and withdrawals.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future changes nothing. Backend work already
+    /// started runs on to its end or its deadline and keeps its read permit
+    /// until then (C1).
+    pub async fn block_extras(
+        &self,
+        block: impl Into<HeaderSpec>,
+    ) -> ColdResult<Option<BlockExtras>> {
+        let block = block.into();
+        self.read("block_extras", move |b, d| async move { b.block_extras(block, d).await }).await
     }
 
     /// A receipt with its context.

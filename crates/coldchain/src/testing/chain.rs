@@ -2,16 +2,20 @@
 //! contract creations, failed transactions, logs with 0-4 topics, real
 //! hashes, roots and blooms.
 
-use crate::{BlockData, Receipt, RecoveredTx, model::SealedHeader};
+use crate::{BlockData, BlockExtras, Receipt, RecoveredTx, model::SealedHeader};
 use alloy::{
     consensus::{
         Eip658Value, Header, Receipt as ConsensusReceipt, SignableTransaction, TxEip1559,
         TxEip2930, TxEip4844, TxEip7702, TxEnvelope, TxLegacy, TxType,
-        proofs::{calculate_receipt_root, calculate_transaction_root},
+        proofs::{
+            calculate_ommers_root, calculate_receipt_root, calculate_transaction_root,
+            calculate_withdrawals_root,
+        },
         transaction::Recovered,
     },
     eips::{
         eip2930::{AccessList, AccessListItem},
+        eip4895::{Withdrawal, Withdrawals},
         eip7702::{Authorization, SignedAuthorization},
     },
     primitives::{Address, B256, Bloom, Bytes, Log, LogData, Sealable, Signature, TxKind, U256},
@@ -258,6 +262,30 @@ pub fn test_block(number: u64, parent: B256, seed: u64, shape: ChainShape) -> Bl
         bloom.accrue_bloom(r.logs_bloom());
     }
     let envelopes: Vec<&TxEnvelope> = txs.iter().map(|t: &RecoveredTx| t.inner()).collect();
+    // Withdrawals on most blocks (0..=3), an ommer or two on some: stores
+    // must keep both whatever the header's era.
+    let withdrawals = Withdrawals::new(
+        (0..rng.below(4))
+            .map(|i| Withdrawal {
+                index: number * 4 + i,
+                validator_index: rng.below(1_000_000),
+                address: test_address(rng.below(shape.addresses)),
+                amount: rng.below(40_000_000_000),
+            })
+            .collect(),
+    );
+    let ommers: Vec<Header> = (0..if rng.below(5) == 0 { 1 + rng.below(2) } else { 0 })
+        .map(|i| Header {
+            parent_hash: rng.b256(),
+            number: number.saturating_sub(1 + i),
+            beneficiary: test_address(rng.below(shape.addresses)),
+            difficulty: U256::from(rng.below(1 << 40)),
+            gas_limit: 30_000_000,
+            timestamp: 1_700_000_000 + number * 12 - 6,
+            extra_data: Bytes::from(vec![0xee; rng.below(8) as usize]),
+            ..Default::default()
+        })
+        .collect();
     let header = Header {
         parent_hash: parent,
         number,
@@ -267,7 +295,8 @@ pub fn test_block(number: u64, parent: B256, seed: u64, shape: ChainShape) -> Bl
         base_fee_per_gas: Some(base_fee),
         // A Cancun-shaped header: RLP fields are positional, so the blob
         // fields need the withdrawals root and beacon root before them.
-        withdrawals_root: Some(alloy::consensus::constants::EMPTY_WITHDRAWALS),
+        withdrawals_root: Some(calculate_withdrawals_root(&withdrawals)),
+        ommers_hash: calculate_ommers_root(&ommers),
         excess_blob_gas: Some(0),
         blob_gas_used: Some(0),
         parent_beacon_block_root: Some(B256::ZERO),
@@ -278,5 +307,6 @@ pub fn test_block(number: u64, parent: B256, seed: u64, shape: ChainShape) -> Bl
         ..Default::default()
     };
     let header: SealedHeader = header.seal_slow();
-    BlockData { header, transactions: txs, receipts }
+    let extras = BlockExtras { ommers, withdrawals: Some(withdrawals) };
+    BlockData { header, transactions: txs, receipts, extras }
 }

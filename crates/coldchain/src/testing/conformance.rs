@@ -120,6 +120,7 @@ where
         transaction_specifiers,
         receipt_specifiers,
         block_transactions_and_receipts,
+        ommers_and_withdrawals_round_trip,
         unknown_keys_are_none,
         empty_store_reads,
         all_tx_types_round_trip,
@@ -315,6 +316,11 @@ async fn assert_present<B: ColdRead>(b: &B, block: &BlockData) {
             Some(&receipts),
             "{what}: block_receipts({spec:?})"
         );
+        assert_eq!(
+            b.block_extras(spec, dl()).await.expect("block_extras").as_ref(),
+            Some(&block.extras),
+            "{what}: block_extras({spec:?})"
+        );
     }
     for (i, tx) in block.transactions.iter().enumerate() {
         let hash = *tx.inner().tx_hash();
@@ -364,6 +370,11 @@ async fn assert_absent<B: ColdRead>(b: &B, block: &BlockData, number_free: bool)
         None,
         "{what}: block_receipts by hash"
     );
+    assert_eq!(
+        b.block_extras(HeaderSpec::Hash(h), dl()).await.expect("block_extras"),
+        None,
+        "{what}: block_extras by hash"
+    );
     for (i, tx) in block.transactions.iter().enumerate() {
         let hash = *tx.inner().tx_hash();
         assert_eq!(
@@ -407,6 +418,11 @@ async fn assert_absent<B: ColdRead>(b: &B, block: &BlockData, number_free: bool)
             b.block_transactions(HeaderSpec::Number(n), dl()).await.expect("block_transactions"),
             None,
             "{what}: block_transactions by number"
+        );
+        assert_eq!(
+            b.block_extras(HeaderSpec::Number(n), dl()).await.expect("block_extras"),
+            None,
+            "{what}: block_extras by number"
         );
         assert_eq!(
             b.transaction(TxSpec::BlockNumberIndex(n, 0), dl()).await.expect("transaction"),
@@ -514,6 +530,63 @@ async fn block_transactions_and_receipts<B: ColdBackend>(mut b: B) {
             assert_eq!(txs.as_ref(), Some(&block.transactions), "block_transactions({spec:?})");
             let receipts = b.block_receipts(spec, dl()).await.expect("block_receipts");
             assert_eq!(receipts, Some(block.stored_receipts()), "block_receipts({spec:?})");
+            let extras = b.block_extras(spec, dl()).await.expect("block_extras");
+            assert_eq!(extras.as_ref(), Some(&block.extras), "block_extras({spec:?})");
+        }
+    }
+}
+
+/// Ommer headers and withdrawals come back exactly: the test chain has
+/// blocks with none, one and several of each; a pre-Shanghai block (no
+/// withdrawals list) and one with an empty list stay different.
+async fn ommers_and_withdrawals_round_trip<B: ColdBackend>(mut b: B) {
+    let mut blocks = chain();
+    assert!(blocks.iter().any(|b| !b.extras.ommers.is_empty()), "test chain has ommers");
+    assert!(
+        blocks.iter().any(|b| b.extras.withdrawals.as_ref().is_some_and(|w| w.len() > 1)),
+        "test chain has withdrawals"
+    );
+    // Three more blocks: pre-Shanghai (no list), an empty list, and two
+    // more ommers, one a big header with every optional field.
+    let mut parent = blocks.last().expect("a chain").hash();
+    let mut number = blocks.last().expect("a chain").number();
+    for kind in 0..3 {
+        number += 1;
+        let mut block = crate::testing::test_block(number, parent, 77, Default::default());
+        let mut header = block.header.inner().clone();
+        match kind {
+            0 => {
+                header.withdrawals_root = None;
+                header.blob_gas_used = None;
+                header.excess_blob_gas = None;
+                header.parent_beacon_block_root = None;
+                block.extras.withdrawals = None;
+            }
+            1 => block.extras.withdrawals = Some(Default::default()),
+            _ => {
+                let mut ommer = header.clone();
+                ommer.requests_hash = Some(B256::repeat_byte(0x77));
+                ommer.extra_data = vec![0xab; 32].into();
+                block.extras.ommers.push(ommer);
+                block.extras.ommers.push(Default::default());
+            }
+        }
+        header.withdrawals_root = block
+            .extras
+            .withdrawals
+            .as_ref()
+            .map(|w| alloy::consensus::proofs::calculate_withdrawals_root(w));
+        header.ommers_hash = alloy::consensus::proofs::calculate_ommers_root(&block.extras.ommers);
+        block.header = alloy::primitives::Sealable::seal_slow(header);
+        crate::verify::verify_block(&block).expect("the edited block verifies");
+        parent = block.hash();
+        blocks.push(block);
+    }
+    append(&mut b, &blocks).await;
+    for block in &blocks {
+        for spec in [HeaderSpec::Number(block.number()), HeaderSpec::Hash(block.hash())] {
+            let extras = b.block_extras(spec, dl()).await.expect("block_extras");
+            assert_eq!(extras.as_ref(), Some(&block.extras), "block_extras({spec:?})");
         }
     }
 }
@@ -537,6 +610,11 @@ async fn unknown_keys_are_none<B: ColdBackend>(mut b: B) {
             None,
             "block_receipts({spec:?})"
         );
+        assert_eq!(
+            b.block_extras(spec, dl()).await.expect("block_extras"),
+            None,
+            "block_extras({spec:?})"
+        );
         let tx = TxSpec::BlockNumberIndex(n, 0);
         assert_eq!(
             b.transaction(tx, dl()).await.expect("transaction"),
@@ -557,6 +635,11 @@ async fn unknown_keys_are_none<B: ColdBackend>(mut b: B) {
         b.block_receipts(spec, dl()).await.expect("block_receipts"),
         None,
         "block_receipts({spec:?})"
+    );
+    assert_eq!(
+        b.block_extras(spec, dl()).await.expect("block_extras"),
+        None,
+        "block_extras({spec:?})"
     );
     // The genesis parent hash is not a stored block.
     let parent = HeaderSpec::Hash(B256::repeat_byte(0x11));
@@ -625,6 +708,11 @@ async fn empty_store_reads<B: ColdBackend>(b: B) {
             b.block_receipts(spec, dl()).await.expect("block_receipts"),
             None,
             "block_receipts({spec:?})"
+        );
+        assert_eq!(
+            b.block_extras(spec, dl()).await.expect("block_extras"),
+            None,
+            "block_extras({spec:?})"
         );
     }
     for tx in [TxSpec::Hash(h), TxSpec::BlockNumberIndex(0, 0), TxSpec::BlockHashIndex(h, 0)] {

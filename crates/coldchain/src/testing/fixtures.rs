@@ -92,6 +92,27 @@ pub fn mainnet_rlp_blocks() -> Vec<BlockData> {
         .clone()
 }
 
+/// The raw RLP of each block of `mainnet-rlp/` as the file holds it:
+/// (number, header RLP, body RLP), ascending by number. The body is
+/// `rlp([transactions, ommers, withdrawals?])`, so the block's own RLP is
+/// the list of the header and the body's items.
+///
+/// # Panics
+/// If a fixture file is missing or malformed (a broken checkout).
+pub fn mainnet_rlp_raw() -> Vec<(u64, Vec<u8>, Vec<u8>)> {
+    MAINNET_RLP_NUMBERS
+        .iter()
+        .map(|n| {
+            let path = data_dir().join("mainnet-rlp").join(format!("block-data-{n}.yaml"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture: {e}"));
+            let yaml: YamlBlock = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+            let header = unhex("header", &yaml.header).unwrap_or_else(|e| panic!("{e}"));
+            let body = unhex("body", &yaml.body).unwrap_or_else(|e| panic!("{e}"));
+            (*n, header, body)
+        })
+        .collect()
+}
+
 /// The 3 blocks of `mainnet-jsonrpc/` converted to [`BlockData`], ascending.
 ///
 /// # Panics
@@ -205,7 +226,8 @@ pub fn block_from_yaml(text: &str) -> Result<BlockData, String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     let receipts = decode_eth69_receipts(&receipts_rlp)?;
-    let block = BlockData { header, transactions, receipts };
+    let extras = crate::BlockExtras { ommers: body.ommers, withdrawals: body.withdrawals };
+    let block = BlockData { header, transactions, receipts, extras };
     block.validate().map_err(|e| e.to_string())?;
     Ok(block)
 }

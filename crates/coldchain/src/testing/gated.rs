@@ -107,7 +107,7 @@ impl GatedBackend {
 
     /// Makes calls of `op` wait until [`Self::release`]. Ops are the trait
     /// method names: `tip`, `header`, `transaction`, `block_transactions`,
-    /// `receipt`, `block_receipts`, `get_logs`, `produce_logs`,
+    /// `block_extras`, `receipt`, `block_receipts`, `get_logs`, `produce_logs`,
     /// `append_blocks`, `truncate_above`, `drain_above`; and
     /// the pause points `append_blocks_committed` (inside `append_blocks`
     /// after the blocks were stored, before the call returns),
@@ -257,6 +257,15 @@ impl ColdRead for GatedBackend {
     ) -> ColdResult<Option<Vec<RecoveredTx>>> {
         let _g = self.gate("block_transactions", &d).await?;
         self.inner.block_transactions(block, d).await
+    }
+
+    async fn block_extras(
+        &self,
+        block: HeaderSpec,
+        d: Deadline,
+    ) -> ColdResult<Option<crate::BlockExtras>> {
+        let _g = self.gate("block_extras", &d).await?;
+        self.inner.block_extras(block, d).await
     }
 
     async fn receipt(&self, spec: ReceiptSpec, d: Deadline) -> ColdResult<Option<StoredReceipt>> {

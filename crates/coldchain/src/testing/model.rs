@@ -91,6 +91,11 @@ impl ReferenceModel {
         self.block(spec).map(|b| b.transactions.clone())
     }
 
+    /// A block's ommers and withdrawals.
+    pub fn block_extras(&self, spec: HeaderSpec) -> Option<crate::BlockExtras> {
+        self.block(spec).map(|b| b.extras.clone())
+    }
+
     /// A receipt with its context.
     pub fn receipt(&self, spec: ReceiptSpec) -> Option<StoredReceipt> {
         let spec = match spec {

@@ -87,6 +87,8 @@ pub enum Op {
     Header(BlockKey),
     /// `block_transactions`.
     BlockTransactions(BlockKey),
+    /// `block_extras`.
+    BlockExtras(BlockKey),
     /// `block_receipts`.
     BlockReceipts(BlockKey),
     /// `transaction`.
@@ -306,6 +308,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Tip),
         2 => block_key().prop_map(Op::Header),
         1 => block_key().prop_map(Op::BlockTransactions),
+        1 => block_key().prop_map(Op::BlockExtras),
         1 => block_key().prop_map(Op::BlockReceipts),
         2 => tx_key().prop_map(Op::Transaction),
         2 => tx_key().prop_map(Op::Receipt),
@@ -615,6 +618,14 @@ impl World {
                     &format!("block_transactions({spec:?})"),
                     b.block_transactions(spec, dl()).await,
                     Ok(self.model.block_transactions(spec)),
+                )
+            }
+            Op::BlockExtras(key) => {
+                let spec = self.header_spec(key);
+                same(
+                    &format!("block_extras({spec:?})"),
+                    b.block_extras(spec, dl()).await,
+                    Ok(self.model.block_extras(spec)),
                 )
             }
             Op::BlockReceipts(key) => {

@@ -60,6 +60,14 @@ impl<B: ColdBackend> ColdRead for ThroughHandle<B> {
         self.0.block_transactions(block).await
     }
 
+    async fn block_extras(
+        &self,
+        block: HeaderSpec,
+        _d: Deadline,
+    ) -> ColdResult<Option<crate::BlockExtras>> {
+        self.0.block_extras(block).await
+    }
+
     async fn receipt(&self, spec: ReceiptSpec, _d: Deadline) -> ColdResult<Option<StoredReceipt>> {
         self.0.receipt(spec).await
     }

@@ -3,7 +3,10 @@
 //! For each block: `eth_getBlockByNumber(n, true)` and `eth_getBlockReceipts(n)`
 //! (one JSON-RPC batch per `--batch` blocks; per-transaction
 //! `eth_getTransactionReceipt` when the node lacks `eth_getBlockReceipts`),
-//! converted by [`coldchain::convert::block_from_rpc`], checked by
+//! and for a block with uncles `eth_getUncleByBlockHashAndIndex` for each
+//! (one batch per such block), converted by
+//! [`coldchain::convert::block_from_rpc_with_ommers`] (which also takes the
+//! block's `withdrawals`), checked by
 //! [`coldchain::verify::verify_block`] (hashes, roots, blooms, gas) on a
 //! blocking thread, and appended in order, `--write-batch` blocks per write.
 //! Blob sidecars a node may put in transaction objects are dropped (they are
@@ -66,7 +69,7 @@ use alloy::{
     primitives::{B256, BlockNumber, U64},
     rpc::types::{Block, TransactionReceipt},
 };
-use coldchain::{ColdBackend, ColdStorage, convert::block_from_rpc};
+use coldchain::{ColdBackend, ColdStorage, convert::block_from_rpc_with_ommers};
 use coldchain_client::{ClientConfig, ClientError, HttpClient, MAX_RETRY_AFTER};
 use eyre::Result;
 use futures::StreamExt;
@@ -606,9 +609,9 @@ async fn fetch_chunk(node: Arc<Node>, from: u64, count: u64, progress: u64) -> C
     let url = node.url.clone();
     tokio::task::spawn_blocking(move || {
         let mut blocks = Vec::with_capacity(raw.len());
-        for (block, receipts) in raw {
+        for (block, ommers, receipts) in raw {
             let n = block.header.inner.number;
-            let checked = block_from_rpc(block, receipts)
+            let checked = block_from_rpc_with_ommers(block, ommers, receipts)
                 .map_err(|e| ImportError::convert(format!("block {n} from {url}"), e))
                 .and_then(|data| {
                     coldchain::verify::verify_block(&data)
@@ -627,7 +630,7 @@ async fn fetch_chunk(node: Arc<Node>, from: u64, count: u64, progress: u64) -> C
     .map_err(|e| ImportError::Panicked(e.to_string()))?
 }
 
-type RawBlock = (Block, Vec<TransactionReceipt>);
+type RawBlock = (Block, Vec<alloy::consensus::Header>, Vec<TransactionReceipt>);
 
 /// One attempt at fetching blocks `from..from + count` with their receipts.
 async fn fetch_raw(
@@ -678,7 +681,45 @@ async fn fetch_raw(
             Err(ClientError::Rpc { .. }) => receipts_one_by_one(client, url, &block).await?,
             Err(e) => return Err(classify(e)),
         };
-        out.push((block, receipts));
+        let ommers = uncles(client, url, &block).await?;
+        out.push((block, ommers, receipts));
+    }
+    Ok(out)
+}
+
+/// The uncle headers of `block`, by its hash and each index (none asked for
+/// a block without uncles).
+async fn uncles(
+    client: &HttpClient,
+    url: &str,
+    block: &Block,
+) -> Result<Vec<alloy::consensus::Header>, Failure> {
+    if block.uncles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hash = block.header.hash;
+    let n = block.header.inner.number;
+    let calls: Vec<_> = (0..block.uncles.len())
+        .map(|i| ("eth_getUncleByBlockHashAndIndex", json!([hash, format!("{i:#x}")])))
+        .collect();
+    let mut out = Vec::with_capacity(calls.len());
+    for (i, answer) in client.batch(&calls).await.map_err(classify)?.into_iter().enumerate() {
+        let uncle: Option<alloy::rpc::types::Header> =
+            serde_json::from_value(answer.map_err(classify)?).map_err(|e| {
+                Failure::Permanent(ImportError::malformed(
+                    format!("{url}: uncle {i} of block {n}"),
+                    e.to_string(),
+                ))
+            })?;
+        match uncle {
+            Some(u) => out.push(u.inner),
+            None => {
+                return Err(Failure::Transient(ClientError::Protocol {
+                    url: url.to_owned(),
+                    reason: format!("the node has no uncle {i} of block {n} ({hash})"),
+                }));
+            }
+        }
     }
     Ok(out)
 }
