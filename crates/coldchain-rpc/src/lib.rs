@@ -162,6 +162,10 @@
 //! - Filters live in the memory of the server that made them: behind a load
 //!   balancer over several servers of one PostgreSQL store, a client must
 //!   poll the server that made its filter ([`filters`]).
+//! - An unknown block's `debug_getRawHeader` and `debug_getRawBlock` are
+//!   `null`; geth answers `"0x"` for an unknown number and the error
+//!   `header #… not found` / `block #… not found` for an unknown hash
+//!   (internal/ethapi/api.go, `DebugAPI.GetRawHeader`/`GetRawBlock`).
 //! - Missing raw transactions are `null` (geth answers `"0x"`), and
 //!   `eth_blobBaseFee` is the next block's blob base fee (geth answers the
 //!   tip's own) ([`raw`], [`fees`]).
