@@ -73,9 +73,11 @@ pub struct BenchRpcArgs {
     /// Seconds per step.
     #[arg(long, default_value_t = 10.0)]
     pub step_seconds: f64,
-    /// Connections to the server (requests in flight at most). The
-    /// server's `--max-connections-per-ip` defaults to 32.
-    #[arg(long, default_value_t = 32)]
+    /// Requests in flight at most. Below the server's
+    /// `--max-connections-per-ip` (default 32): the HTTP client may open a
+    /// new connection before a finished one is back in its pool, and the
+    /// server answers 429 past its limit.
+    #[arg(long, default_value_t = 24)]
     pub connections: usize,
     /// A request unanswered this many seconds after it was due counts as
     /// timed out.
@@ -288,7 +290,7 @@ async fn discover(client: &HttpClient, args: &BenchRpcArgs) -> Result<Targets> {
         .collect();
     let blocks: Vec<Value> = futures::stream::iter(numbers)
         .map(|n| client.call::<Value>("eth_getBlockByNumber", json!([format!("{n:#x}"), false])))
-        .buffer_unordered(args.connections.max(1))
+        .buffer_unordered(args.connections.clamp(1, 8))
         .try_collect()
         .await?;
     let tx_hashes: Vec<String> = blocks
