@@ -153,8 +153,8 @@ pub(super) async fn follow<B: ColdBackend>(
     stats: &mut ImportStats,
     status: &FollowerStatus,
 ) {
-    let poll = Duration::from_millis(range.poll_ms.max(10));
-    let backoff = RetryPolicy { retries: 0, base: poll, max: MAX_BACKOFF.max(poll) };
+    let poll = poll_interval(range);
+    let backoff = backoff(range);
     let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
@@ -170,14 +170,34 @@ pub(super) async fn follow<B: ColdBackend>(
                 status.succeeded();
                 poll
             }
-            Err(e) => {
-                let failures = status.failures() + 1;
-                let delay = backoff.delay(u32::try_from(failures).unwrap_or(u32::MAX));
-                report(status, &e, delay);
-                delay
-            }
+            Err(e) => retry_delay(&backoff, status, &e),
         };
     }
+}
+
+/// How often the follower asks the node for its head.
+fn poll_interval(range: &RpcRange) -> Duration {
+    Duration::from_millis(range.poll_ms.max(10))
+}
+
+/// The follower's backoff between failed rounds: from the poll interval,
+/// doubling, at most [`MAX_BACKOFF`].
+pub(super) fn backoff(range: &RpcRange) -> RetryPolicy {
+    let poll = poll_interval(range);
+    RetryPolicy { retries: 0, base: poll, max: MAX_BACKOFF.max(poll) }
+}
+
+/// Reports a failed round (see [`report`]) and returns the delay before the
+/// next, from the failures in a row.
+pub(super) fn retry_delay(
+    backoff: &RetryPolicy,
+    status: &FollowerStatus,
+    error: &ImportError,
+) -> Duration {
+    let failures = status.failures() + 1;
+    let delay = backoff.delay(u32::try_from(failures).unwrap_or(u32::MAX));
+    report(status, error, delay);
+    delay
 }
 
 /// One round: unwind if the node's chain changed, else import up to the

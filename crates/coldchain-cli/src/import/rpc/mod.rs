@@ -259,7 +259,7 @@ async fn claim_chain_id<B: ColdBackend>(
     cancel: &CancellationToken,
     status: &FollowerStatus,
 ) -> Result<bool, ImportError> {
-    let mut failures = 0u32;
+    let backoff = follow::backoff(range);
     loop {
         match node.chain_id().await {
             Ok(id) => {
@@ -269,11 +269,8 @@ async fn claim_chain_id<B: ColdBackend>(
             }
             Err(e) if !range.follow => return Err(e),
             Err(e) => {
-                failures = failures.saturating_add(1);
-                let delay = Duration::from_millis(range.poll_ms.max(10))
-                    .saturating_mul(failures)
-                    .min(Duration::from_secs(10));
-                follow::report(status, &e, delay);
+                // Retried as the follower retries its rounds.
+                let delay = follow::retry_delay(&backoff, status, &e);
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(false),
                     _ = tokio::time::sleep(delay) => {}
