@@ -14,7 +14,7 @@ use alloy::{
 };
 use coldchain::testing::{
     ChainShape,
-    fixtures::{mainnet_rlp_blocks, mainnet_rlp_raw},
+    fixtures::{block_rlp, mainnet_rlp_blocks, mainnet_rlp_raw},
     test_chain_with,
 };
 use coldchain_rpc::RpcConfig;
@@ -23,18 +23,6 @@ use serde_json::{Value, json};
 
 fn quantity(v: &Value) -> u64 {
     u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
-
-/// The RLP of a block from its header RLP and its body RLP.
-fn block_rlp(header: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut rest = body;
-    let h = alloy::rlp::Header::decode(&mut rest).unwrap();
-    assert!(h.list && h.payload_length == rest.len());
-    let mut out = Vec::new();
-    alloy::rlp::Header { list: true, payload_length: header.len() + rest.len() }.encode(&mut out);
-    out.extend_from_slice(header);
-    out.extend_from_slice(rest);
-    out
 }
 
 #[tokio::test]

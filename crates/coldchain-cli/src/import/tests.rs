@@ -1058,19 +1058,6 @@ fn era1_raw_blocks(path: &Path) -> Vec<(u64, Vec<u8>, Vec<u8>)> {
     out
 }
 
-/// The RLP of a whole block from its header RLP and its body RLP (`[txs,
-/// ommers, withdrawals?]`): one list of the header and the body's items.
-pub fn block_rlp(header: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut rest = body;
-    let h = alloy::rlp::Header::decode(&mut rest).unwrap();
-    assert!(h.list && h.payload_length == rest.len());
-    let mut out = Vec::new();
-    alloy::rlp::Header { list: true, payload_length: header.len() + rest.len() }.encode(&mut out);
-    out.extend_from_slice(header);
-    out.extend_from_slice(rest);
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn era1_uncles_and_sizes_are_served_as_the_archive_holds_them() {
     use alloy::{consensus::BlockBody, rlp::Decodable};
@@ -1090,7 +1077,7 @@ async fn era1_uncles_and_sizes_are_served_as_the_archive_holds_them() {
         }
         with_uncles += usize::from(!decoded.ommers.is_empty());
         let q = format!("{n:#x}");
-        let expected = block_rlp(header, body);
+        let expected = testing::fixtures::block_rlp(header, body);
         let block: Value = client.call("eth_getBlockByNumber", json!([q, false])).await.unwrap();
         assert_eq!(quantity(&block["size"]), expected.len() as u64, "size of block {n}");
         let hashes: Vec<B256> = decoded.ommers.iter().map(Header::hash_slow).collect();
@@ -1116,7 +1103,7 @@ async fn era1_uncles_and_sizes_are_served_as_the_archive_holds_them() {
             assert_eq!(quantity(&by_number["number"]), ommer.number);
             assert_eq!(by_number["uncles"], json!([]));
             assert!(by_number.get("transactions").is_none());
-            let alone = block_rlp(
+            let alone = testing::fixtures::block_rlp(
                 &alloy::rlp::encode(ommer),
                 &alloy::rlp::encode(BlockBody::<TxEnvelope>::default()),
             );

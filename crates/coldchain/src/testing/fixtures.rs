@@ -275,3 +275,17 @@ pub fn decode_eth69_receipts(mut buf: &[u8]) -> Result<Vec<Receipt>, String> {
     }
     Ok(out)
 }
+
+/// The RLP of a whole block from its header RLP and its body RLP (`[txs,
+/// ommers, withdrawals?]`, as era1 and the mainnet RLP fixtures hold them):
+/// one list of the header and the body's items.
+pub fn block_rlp(header: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut rest = body;
+    let h = alloy::rlp::Header::decode(&mut rest).unwrap_or_else(|e| panic!("fixture body: {e}"));
+    assert!(h.list && h.payload_length == rest.len(), "fixture body: not one RLP list");
+    let mut out = Vec::new();
+    alloy::rlp::Header { list: true, payload_length: header.len() + rest.len() }.encode(&mut out);
+    out.extend_from_slice(header);
+    out.extend_from_slice(rest);
+    out
+}
