@@ -88,6 +88,14 @@
 //! (panic)"` for that call alone (the rest of its batch and its connection go
 //! on), logged as one ERROR line without a backtrace.
 //!
+//! A request whose `id` is an object, an array or a boolean is `-32600` with
+//! `id: null` over HTTP (geth's answer; the server reads the body first). Over
+//! WebSocket it gets no answer: jsonrpsee's WebSocket loop takes a message
+//! whose `id` does not parse for a notification, and JSON-RPC 2.0 forbids
+//! answering a notification; the middleware cannot tell the two apart (a
+//! notification reaches it without the `id` member), and the loop offers no
+//! hook before parsing. Real clients send numbers or strings.
+//!
 //! Memory is bounded while work runs:
 //! - a batch answers its calls 16 at a time, in order, and stops filling
 //!   once its answers pass [`Limits::max_batch_response`] (25 MB): the calls
