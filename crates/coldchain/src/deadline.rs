@@ -9,7 +9,7 @@
 //! the handle's disagree. Times use tokio's clock, so tests with a paused
 //! clock control them.
 
-use crate::{ColdError, ColdResult};
+use crate::ColdError;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -78,7 +78,7 @@ impl Deadline {
 
     /// `Err(Timeout)` naming the operation once expired or stopped; call it
     /// between steps of long work.
-    pub fn check(&self) -> ColdResult<()> {
+    pub fn check(&self) -> Result<(), ColdError> {
         if self.is_expired() { Err(ColdError::Timeout { op: self.op }) } else { Ok(()) }
     }
 
@@ -92,7 +92,10 @@ impl Deadline {
 
     /// Runs `fut`, failing with `Timeout` if it is still running at the
     /// deadline. For async backends.
-    pub async fn run<T>(&self, fut: impl Future<Output = ColdResult<T>>) -> ColdResult<T> {
+    pub async fn run<T>(
+        &self,
+        fut: impl Future<Output = Result<T, ColdError>>,
+    ) -> Result<T, ColdError> {
         tokio::select! {
             biased;
             r = fut => r,

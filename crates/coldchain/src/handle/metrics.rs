@@ -28,7 +28,7 @@ pub const DURABLE_TIP: &str = "coldchain_durable_tip";
 pub(crate) fn record_outcome<T>(
     op: &'static str,
     started: tokio::time::Instant,
-    r: &crate::ColdResult<T>,
+    r: &Result<T, crate::ColdError>,
 ) {
     metrics::histogram!(OP_LATENCY, "op" => op).record(started.elapsed().as_secs_f64());
     if let Err(e) = r {

@@ -45,9 +45,8 @@ pub mod stream;
 mod writer;
 
 use crate::{
-    BlockData, BlockExtras, ColdBackend, ColdError, ColdResult, Deadline, DrainedBlock, HeaderSpec,
-    LogFilter, ReceiptSpec, RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta,
-    model::RecoveredTx,
+    BlockData, BlockExtras, ColdBackend, ColdError, Deadline, DrainedBlock, HeaderSpec, LogFilter,
+    ReceiptSpec, RpcLog, SealedHeader, StoredReceipt, TxSpec, TxWithMeta, model::RecoveredTx,
 };
 use alloy::{eips::BlockNumHash, primitives::BlockNumber};
 use cache::{BlockCache, CacheBudget};
@@ -162,7 +161,7 @@ impl<B: ColdBackend> ColdStorageBuilder<B> {
     ///
     /// Cancel-safe: the handle's tasks start only after the tip was read, so
     /// dropping the future before it completes leaves nothing running.
-    pub async fn build(self) -> ColdResult<ColdStorage<B>> {
+    pub async fn build(self) -> Result<ColdStorage<B>, ColdError> {
         let Self { backend, config } = self;
         let deadline = Deadline::after("tip", config.read_timeout);
         let tip = deadline.run(backend.tip(deadline.clone())).await?;
@@ -252,7 +251,7 @@ async fn follow_tip_updates<B: ColdBackend>(
 async fn observe_tip<B: ColdBackend>(
     inner: &Inner<B>,
     old: Option<BlockNumHash>,
-) -> ColdResult<(Option<BlockNumHash>, bool)> {
+) -> Result<(Option<BlockNumHash>, bool), ColdError> {
     let d = inner.deadline("tip", Instant::now() + inner.config.read_timeout);
     d.run(async {
         let _permit = inner.read_permits.acquire().await.map_err(|_| ColdError::TaskTerminated)?;
@@ -377,7 +376,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// # Cancel safety
     ///
     /// Cancel-safe, as [`ColdStorageBuilder::build`].
-    pub async fn new(backend: B) -> ColdResult<Self> {
+    pub async fn new(backend: B) -> Result<Self, ColdError> {
         Self::builder(backend).build().await
     }
 
@@ -415,7 +414,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// # Cancel safety
     ///
     /// Cancel-safe: it only watches the tip.
-    pub async fn wait_for_block(&self, n: BlockNumber) -> ColdResult<BlockNumHash> {
+    pub async fn wait_for_block(&self, n: BlockNumber) -> Result<BlockNumHash, ColdError> {
         let mut rx = self.tip_watch();
         tokio::select! {
             biased;
@@ -461,10 +460,10 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// The common read path (C1, C6, C9, C12): take a permit within the
     /// deadline, then run `work` in its own task that owns the permit, and
     /// answer at the deadline whatever the backend does.
-    async fn read<T, F, Fut>(&self, op: &'static str, work: F) -> ColdResult<T>
+    async fn read<T, F, Fut>(&self, op: &'static str, work: F) -> Result<T, ColdError>
     where
         F: FnOnce(B, Deadline) -> Fut + Send + 'static,
-        Fut: Future<Output = ColdResult<T>> + Send + 'static,
+        Fut: Future<Output = Result<T, ColdError>> + Send + 'static,
         T: Send + 'static,
     {
         let started = Instant::now();
@@ -481,10 +480,10 @@ impl<B: ColdBackend> ColdStorage<B> {
         op: &'static str,
         started: Instant,
         work: F,
-    ) -> ColdResult<T>
+    ) -> Result<T, ColdError>
     where
         F: FnOnce(B, Deadline) -> Fut + Send + 'static,
-        Fut: Future<Output = ColdResult<T>> + Send + 'static,
+        Fut: Future<Output = Result<T, ColdError>> + Send + 'static,
         T: Send + 'static,
     {
         let inner = &self.inner;
@@ -531,7 +530,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// Cancel-safe: dropping the future changes nothing. Backend work already
     /// started runs on to its end or its deadline and keeps its read permit
     /// until then (C1).
-    pub async fn chain_id(&self) -> ColdResult<Option<u64>> {
+    pub async fn chain_id(&self) -> Result<Option<u64>, ColdError> {
         self.read("chain_id", |b, d| async move { b.chain_id(d).await }).await
     }
 
@@ -542,7 +541,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// Cancel-safe: dropping the future changes nothing. Backend work already
     /// started runs on to its end or its deadline and keeps its read permit
     /// until then (C1).
-    pub async fn tip(&self) -> ColdResult<Option<BlockNumHash>> {
+    pub async fn tip(&self) -> Result<Option<BlockNumHash>, ColdError> {
         self.read("tip", |b, d| async move { b.tip(d).await }).await
     }
 
@@ -553,7 +552,10 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// Cancel-safe: dropping the future changes nothing. Backend work already
     /// started runs on to its end or its deadline and keeps its read permit
     /// until then (C1). Nothing is cached for a dropped call.
-    pub async fn header(&self, spec: impl Into<HeaderSpec>) -> ColdResult<Option<SealedHeader>> {
+    pub async fn header(
+        &self,
+        spec: impl Into<HeaderSpec>,
+    ) -> Result<Option<SealedHeader>, ColdError> {
         let spec = spec.into();
         if self.inner.shutdown.is_cancelled() {
             return Err(ColdError::TaskTerminated);
@@ -583,7 +585,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// Cancel-safe: dropping the future changes nothing. Backend work already
     /// started runs on to its end or its deadline and keeps its read permit
     /// until then (C1).
-    pub async fn transaction(&self, spec: TxSpec) -> ColdResult<Option<TxWithMeta>> {
+    pub async fn transaction(&self, spec: TxSpec) -> Result<Option<TxWithMeta>, ColdError> {
         self.read("transaction", move |b, d| async move { b.transaction(spec, d).await }).await
     }
 
@@ -597,7 +599,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     pub async fn block_transactions(
         &self,
         block: impl Into<HeaderSpec>,
-    ) -> ColdResult<Option<Vec<RecoveredTx>>> {
+    ) -> Result<Option<Vec<RecoveredTx>>, ColdError> {
         let block = block.into();
         self.read(
             "block_transactions",
@@ -616,7 +618,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     pub async fn block_extras(
         &self,
         block: impl Into<HeaderSpec>,
-    ) -> ColdResult<Option<BlockExtras>> {
+    ) -> Result<Option<BlockExtras>, ColdError> {
         let block = block.into();
         self.read("block_extras", move |b, d| async move { b.block_extras(block, d).await }).await
     }
@@ -628,7 +630,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// Cancel-safe: dropping the future changes nothing. Backend work already
     /// started runs on to its end or its deadline and keeps its read permit
     /// until then (C1).
-    pub async fn receipt(&self, spec: ReceiptSpec) -> ColdResult<Option<StoredReceipt>> {
+    pub async fn receipt(&self, spec: ReceiptSpec) -> Result<Option<StoredReceipt>, ColdError> {
         self.read("receipt", move |b, d| async move { b.receipt(spec, d).await }).await
     }
 
@@ -642,7 +644,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     pub async fn block_receipts(
         &self,
         block: impl Into<HeaderSpec>,
-    ) -> ColdResult<Option<Arc<Vec<StoredReceipt>>>> {
+    ) -> Result<Option<Arc<Vec<StoredReceipt>>>, ColdError> {
         let block = block.into();
         if self.inner.shutdown.is_cancelled() {
             return Err(ColdError::TaskTerminated);
@@ -677,7 +679,11 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// Cancel-safe: dropping the future changes nothing. Backend work already
     /// started runs on to its end or its deadline and keeps its read permit
     /// until then (C1).
-    pub async fn get_logs(&self, filter: LogFilter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
+    pub async fn get_logs(
+        &self,
+        filter: LogFilter,
+        max_logs: usize,
+    ) -> Result<Vec<RpcLog>, ColdError> {
         filter.validate()?;
         self.read("get_logs", move |b, d| async move { b.get_logs(&filter, max_logs, d).await })
             .await
@@ -693,7 +699,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// not queued and nothing happens. Once queued, the write is applied
     /// anyway (see [`PendingWrite`]); if it then fails, the failure is
     /// reported through the handle (C13).
-    pub async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
+    pub async fn append_blocks(&self, blocks: Vec<BlockData>) -> Result<(), ColdError> {
         self.write(WriteOp::Append(blocks)).await.map(drop)
     }
 
@@ -705,7 +711,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// not queued and nothing happens. Once queued, the write is applied
     /// anyway (see [`PendingWrite`]); if it then fails, the failure is
     /// reported through the handle (C13).
-    pub async fn append_block(&self, block: BlockData) -> ColdResult<()> {
+    pub async fn append_block(&self, block: BlockData) -> Result<(), ColdError> {
         self.append_blocks(vec![block]).await
     }
 
@@ -718,7 +724,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// not queued and nothing happens. Once queued, the write is applied
     /// anyway (see [`PendingWrite`]); if it then fails, the failure is
     /// reported through the handle (C13).
-    pub async fn truncate_above(&self, n: BlockNumber) -> ColdResult<()> {
+    pub async fn truncate_above(&self, n: BlockNumber) -> Result<(), ColdError> {
         self.write(WriteOp::Truncate(n)).await.map(drop)
     }
 
@@ -731,7 +737,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// applied anyway and the drained blocks are lost to the caller. Await
     /// it to completion, or use [`Self::dispatch_drain_above`] and keep the
     /// [`PendingWrite`].
-    pub async fn drain_above(&self, n: BlockNumber) -> ColdResult<Vec<DrainedBlock>> {
+    pub async fn drain_above(&self, n: BlockNumber) -> Result<Vec<DrainedBlock>, ColdError> {
         self.write(WriteOp::Drain(n)).await
     }
 
@@ -747,23 +753,26 @@ impl<B: ColdBackend> ColdStorage<B> {
     /// queued. Once queued, the write is applied anyway (see
     /// [`PendingWrite`]); if it then fails, the failure is reported through
     /// the handle (C13).
-    pub async fn set_chain_id(&self, chain_id: u64) -> ColdResult<()> {
+    pub async fn set_chain_id(&self, chain_id: u64) -> Result<(), ColdError> {
         self.write(WriteOp::SetChainId(chain_id)).await.map(drop)
     }
 
     /// Queues an append without waiting (C8): a full queue is `Backpressure`
     /// at once. The returned [`PendingWrite`] may be awaited or dropped.
-    pub fn dispatch_append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<PendingWrite> {
+    pub fn dispatch_append_blocks(
+        &self,
+        blocks: Vec<BlockData>,
+    ) -> Result<PendingWrite, ColdError> {
         self.dispatch(WriteOp::Append(blocks))
     }
 
     /// Queues a truncate without waiting; see [`Self::dispatch_append_blocks`].
-    pub fn dispatch_truncate_above(&self, n: BlockNumber) -> ColdResult<PendingWrite> {
+    pub fn dispatch_truncate_above(&self, n: BlockNumber) -> Result<PendingWrite, ColdError> {
         self.dispatch(WriteOp::Truncate(n))
     }
 
     /// Queues a drain without waiting; see [`Self::dispatch_append_blocks`].
-    pub fn dispatch_drain_above(&self, n: BlockNumber) -> ColdResult<PendingWrite> {
+    pub fn dispatch_drain_above(&self, n: BlockNumber) -> Result<PendingWrite, ColdError> {
         self.dispatch(WriteOp::Drain(n))
     }
 
@@ -778,7 +787,7 @@ impl<B: ColdBackend> ColdStorage<B> {
         &self,
         filter: LogFilter,
         params: crate::StreamParams,
-    ) -> ColdResult<LogStream> {
+    ) -> Result<LogStream, ColdError> {
         stream::open(&self.inner, filter, params).await
     }
 }
@@ -802,8 +811,8 @@ impl Drop for InFlight {
 /// Turns a finished backend task into the caller's result (C12).
 pub(crate) fn join_result<T>(
     op: &'static str,
-    r: Result<ColdResult<T>, tokio::task::JoinError>,
-) -> ColdResult<T> {
+    r: Result<Result<T, ColdError>, tokio::task::JoinError>,
+) -> Result<T, ColdError> {
     r.unwrap_or_else(|e| {
         let err = ColdError::from_join(op, e);
         if let ColdError::Panicked { message, .. } = &err {

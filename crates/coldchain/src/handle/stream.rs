@@ -16,7 +16,7 @@
 
 use super::{Inner, metrics, timed_out};
 use crate::{
-    ColdBackend, ColdError, ColdResult, Deadline, HeaderSpec, LogFilter, RpcLog, StreamParams,
+    ColdBackend, ColdError, Deadline, HeaderSpec, LogFilter, RpcLog, StreamParams,
     filter::BlockSelector,
 };
 use alloy::{eips::BlockNumHash, primitives::BlockNumber};
@@ -40,7 +40,7 @@ use tracing::Instrument;
 /// channel only when it is returned, so dropping a `next()` future loses
 /// nothing. Dropping the stream itself ends it and stops its producer.
 pub struct LogStream {
-    rx: Option<mpsc::Receiver<ColdResult<RpcLog>>>,
+    rx: Option<mpsc::Receiver<Result<RpcLog, ColdError>>>,
     deadline: Pin<Box<tokio::time::Sleep>>,
     stream_deadline: Option<Deadline>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -53,14 +53,14 @@ impl std::fmt::Debug for LogStream {
 }
 
 impl LogStream {
-    fn finish(&mut self, err: Option<ColdError>) -> Poll<Option<ColdResult<RpcLog>>> {
+    fn finish(&mut self, err: Option<ColdError>) -> Poll<Option<Result<RpcLog, ColdError>>> {
         self.rx = None;
         Poll::Ready(err.map(Err))
     }
 }
 
 impl Stream for LogStream {
-    type Item = ColdResult<RpcLog>;
+    type Item = Result<RpcLog, ColdError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.rx.is_none() {
@@ -101,7 +101,7 @@ async fn resolve<B: ColdBackend>(
     backend: &B,
     filter: &LogFilter,
     deadline: &Deadline,
-) -> ColdResult<Option<(RangeInclusive<BlockNumber>, BlockNumHash)>> {
+) -> Result<Option<(RangeInclusive<BlockNumber>, BlockNumHash)>, ColdError> {
     if let BlockSelector::Hash(hash) = filter.blocks {
         let header = backend.header(HeaderSpec::Hash(hash), deadline.clone()).await?;
         let header = header.ok_or(ColdError::UnknownBlockHash(hash))?;
@@ -126,7 +126,7 @@ pub(super) async fn open<B: ColdBackend>(
     inner: &Arc<Inner<B>>,
     filter: LogFilter,
     params: StreamParams,
-) -> ColdResult<LogStream> {
+) -> Result<LogStream, ColdError> {
     if inner.shutdown.is_cancelled() {
         return Err(ColdError::TaskTerminated);
     }

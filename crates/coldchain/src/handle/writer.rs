@@ -24,7 +24,7 @@
 //! then writes are applied again).
 
 use super::{ColdStorage, Inner, TipSource, join_result, metrics};
-use crate::{ColdBackend, ColdError, ColdResult, Deadline, DrainedBlock, model::BlockData};
+use crate::{ColdBackend, ColdError, Deadline, DrainedBlock, model::BlockData};
 use alloy::{eips::BlockNumHash, primitives::BlockNumber};
 use futures::FutureExt;
 use std::{future::IntoFuture, panic::AssertUnwindSafe, pin::Pin, sync::Arc, time::SystemTime};
@@ -127,7 +127,7 @@ pub(crate) struct Failures {
     unreported: bool,
 }
 
-type WriteResult = ColdResult<Vec<DrainedBlock>>;
+type WriteResult = Result<Vec<DrainedBlock>, ColdError>;
 
 pub(crate) struct WriteRequest {
     op: WriteOp,
@@ -161,7 +161,7 @@ impl PendingWrite {
     /// Cancel-safe: dropping this future (or the `PendingWrite`) does not
     /// cancel the write; its failure, if any, is then reported through the
     /// handle as if nobody had awaited it.
-    pub async fn wait(self) -> ColdResult<Vec<DrainedBlock>> {
+    pub async fn wait(self) -> Result<Vec<DrainedBlock>, ColdError> {
         let Self { started, deadline, reply, shutdown } = self;
         let result = tokio::select! {
             biased;
@@ -175,7 +175,7 @@ impl PendingWrite {
 }
 
 impl IntoFuture for PendingWrite {
-    type Output = ColdResult<Vec<DrainedBlock>>;
+    type Output = Result<Vec<DrainedBlock>, ColdError>;
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
@@ -184,7 +184,7 @@ impl IntoFuture for PendingWrite {
 }
 
 impl<B: ColdBackend> ColdStorage<B> {
-    fn request(&self, op: WriteOp) -> ColdResult<(WriteRequest, PendingWrite)> {
+    fn request(&self, op: WriteOp) -> Result<(WriteRequest, PendingWrite), ColdError> {
         let inner = &self.inner;
         if inner.shutdown.is_cancelled() {
             return Err(ColdError::TaskTerminated);
@@ -211,7 +211,7 @@ impl<B: ColdBackend> ColdStorage<B> {
     }
 
     /// Queues a write without waiting (C8).
-    pub(super) fn dispatch(&self, op: WriteOp) -> ColdResult<PendingWrite> {
+    pub(super) fn dispatch(&self, op: WriteOp) -> Result<PendingWrite, ColdError> {
         let (request, pending) = self.request(op)?;
         match self.inner.queue.try_send(request) {
             Ok(()) => Ok(pending),
@@ -252,7 +252,7 @@ async fn apply<B: ColdBackend>(
     tip_timeout: std::time::Duration,
     shutdown: CancellationToken,
     published: Option<BlockNumHash>,
-) -> ColdResult<Applied> {
+) -> Result<Applied, ColdError> {
     match op {
         WriteOp::Append(blocks) => {
             // The new tip is the last appended block: no read needed (an
@@ -304,7 +304,7 @@ async fn tip_after_cut<B: ColdBackend>(
     published: Option<BlockNumHash>,
     timeout: std::time::Duration,
     shutdown: &CancellationToken,
-) -> ColdResult<Option<BlockNumHash>> {
+) -> Result<Option<BlockNumHash>, ColdError> {
     let deadline = tip_deadline(timeout, shutdown);
     let read = AssertUnwindSafe(deadline.run(backend.tip(deadline.clone()))).catch_unwind().await;
     match read {
