@@ -103,3 +103,86 @@ impl Deadline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OP: &str = "test_op";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_expires_at_its_instant_and_names_its_op() {
+        let start = Instant::now();
+        let d = Deadline::after(OP, Duration::from_secs(5));
+        assert_eq!(d.op(), OP);
+        assert_eq!(d.instant(), start + Duration::from_secs(5));
+        assert_eq!(d.remaining(), Duration::from_secs(5));
+        assert!(!d.is_expired() && !d.is_stopped());
+        assert!(d.check().is_ok());
+
+        tokio::time::advance(Duration::from_millis(4_999)).await;
+        assert!(!d.is_expired());
+        assert_eq!(d.remaining(), Duration::from_millis(1));
+
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(d.is_expired(), "expired at its instant exactly");
+        assert!(!d.is_stopped(), "time passing is not the stop signal");
+        assert_eq!(d.remaining(), Duration::ZERO);
+        assert!(matches!(d.check(), Err(ColdError::Timeout { op: OP })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn none_is_a_year_away() {
+        let d = Deadline::none(OP);
+        assert!(d.remaining() >= Duration::from_secs(364 * 86_400));
+        assert!(d.check().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_expires_a_deadline_whatever_the_time() {
+        let d = Deadline::after(OP, Duration::from_secs(60));
+        let clone = d.clone();
+        d.stop();
+        assert!(clone.is_stopped() && clone.is_expired(), "clones share the signal");
+        assert!(matches!(clone.check(), Err(ColdError::Timeout { op: OP })));
+        let started = Instant::now();
+        clone.expired().await;
+        assert_eq!(started.elapsed(), Duration::ZERO, "expired() resolves at once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_parent_token_stops_its_children_not_the_other_way() {
+        let parent = CancellationToken::new();
+        let a = Deadline::at_or_stopped_by(OP, Instant::now() + Duration::from_secs(60), &parent);
+        let b = Deadline::at_or_stopped_by(OP, Instant::now() + Duration::from_secs(60), &parent);
+        a.stop();
+        assert!(a.is_stopped());
+        assert!(!parent.is_cancelled() && !b.is_stopped(), "a child's stop stays its own");
+        parent.cancel();
+        assert!(b.is_stopped() && b.is_expired());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_resolves_at_the_deadline() {
+        let d = Deadline::after(OP, Duration::from_secs(3));
+        let started = Instant::now();
+        d.expired().await;
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn run_answers_the_future_or_a_timeout() {
+        let d = Deadline::after(OP, Duration::from_secs(2));
+        let quick = d.run(async { Ok::<_, ColdError>(7) }).await;
+        assert!(matches!(quick, Ok(7)));
+
+        let started = Instant::now();
+        let slow = d.run(std::future::pending::<Result<u8, ColdError>>()).await;
+        assert!(matches!(slow, Err(ColdError::Timeout { op: OP })));
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+
+        // `biased`: a future that is ready wins even at an expired deadline.
+        let late = d.run(async { Ok::<_, ColdError>(9) }).await;
+        assert!(matches!(late, Ok(9)));
+    }
+}
