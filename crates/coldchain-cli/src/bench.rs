@@ -12,6 +12,9 @@
 //! of the machine's dirty pages. I1 and I2 report a sustained rate (blocks
 //! over the time of all their writes) and, as an extra, the median write's
 //! rate. Nothing here asserts a time.
+//!
+//! `--scale` measures how these figures change as the store grows: see
+//! [`scale`].
 
 use crate::store::{OnBackend, StoreSpec, disk_usage, run_on, settle};
 use alloy::primitives::{B256, BlockNumber};
@@ -22,6 +25,8 @@ use coldchain_w1::{W1, W1Params, W1Rng};
 use eyre::{Result, WrapErr, bail};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+mod scale;
+
 use std::{
     collections::{BTreeMap, VecDeque},
     path::PathBuf,
@@ -47,6 +52,9 @@ pub enum Op {
     Q3,
     /// Point reads at 64 concurrent callers.
     Q4,
+    /// Q4's callers, each reading a tx by a hash the store does not hold.
+    #[value(name = "Q4u")]
+    Q4u,
     /// Q4 while appending a block every 100 ms.
     Q5,
     /// stream_logs: hot contract, whole chain.
@@ -72,7 +80,7 @@ pub struct BenchArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "I1,I2,Q1,Q2,Q3,Q4,Q5,Q6,R1",
+        default_value = "I1,I2,Q1,Q2,Q3,Q4,Q4u,Q5,Q6,R1",
         ignore_case = true
     )]
     pub ops: Vec<Op>,
@@ -94,6 +102,11 @@ pub struct BenchArgs {
     /// Print each figure's ratio to this earlier JSON result.
     #[arg(long)]
     pub compare: Option<PathBuf>,
+    /// Scale mode: store sizes in blocks, comma-separated and increasing
+    /// (e.g. `5000,50000,250000`). Ingests I2 up to the largest and runs the
+    /// query ops at each size; replaces `--blocks`.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["blocks", "compare"])]
+    pub scale: Vec<u64>,
 }
 
 /// One measured figure set.
@@ -135,7 +148,7 @@ pub struct Report {
 }
 
 /// Runs `coldchain bench`.
-pub async fn run(args: BenchArgs) -> Result<Report> {
+pub async fn run(args: BenchArgs) -> Result<()> {
     if args.runs == 0 || args.blocks < 200 {
         bail!("bench needs --runs >= 1 and --blocks >= 200");
     }
@@ -147,6 +160,9 @@ pub async fn run(args: BenchArgs) -> Result<Report> {
             "{} exists and is not empty: bench needs a fresh store (it writes and truncates)",
             p.display()
         );
+    }
+    if !args.scale.is_empty() {
+        return scale::run(args).await;
     }
     let previous = match &args.compare {
         Some(path) => Some(read_report(path)?),
@@ -160,7 +176,7 @@ pub async fn run(args: BenchArgs) -> Result<Report> {
             .wrap_err_with(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
-    Ok(report)
+    Ok(())
 }
 
 fn read_report(path: &PathBuf) -> Result<Report> {
@@ -171,9 +187,19 @@ fn read_report(path: &PathBuf) -> Result<Report> {
 
 struct Bench(BenchArgs);
 
+/// Most tx hashes [`Targets`] keeps: a uniform sample (reservoir) of the
+/// chain's hashes beyond that, so that memory stays bounded at any size
+/// (32 MiB; a 5,000-block W1 chain has 750,000 and keeps them all).
+const TX_TARGETS: usize = 1 << 20;
+
 /// What the queries need to know about the chain.
 struct Targets {
+    /// The chain's tx hashes, or a uniform sample of [`TX_TARGETS`] of them.
     tx_hashes: Vec<B256>,
+    /// Tx hashes seen, sampled or not.
+    txs_seen: u64,
+    /// Draws the sample's replacements.
+    sampler: W1Rng,
     block_hashes: Vec<B256>,
     first: BlockNumber,
     /// The most recent appended blocks, to append back after R1.
@@ -181,10 +207,32 @@ struct Targets {
 }
 
 impl Targets {
+    fn new(first: BlockNumber, seed: u64) -> Self {
+        Self {
+            tx_hashes: Vec::new(),
+            txs_seen: 0,
+            sampler: W1Rng::new(seed ^ 0x5A3D_7E11),
+            block_hashes: Vec::new(),
+            first,
+            recent: VecDeque::new(),
+        }
+    }
+
     fn record(&mut self, blocks: &[BlockData]) {
         for b in blocks {
             self.block_hashes.push(b.hash());
-            self.tx_hashes.extend(b.transactions.iter().map(|t| *t.inner().tx_hash()));
+            for tx in &b.transactions {
+                self.txs_seen += 1;
+                let hash = *tx.inner().tx_hash();
+                if self.tx_hashes.len() < TX_TARGETS {
+                    self.tx_hashes.push(hash);
+                } else {
+                    let slot = self.sampler.below(self.txs_seen) as usize;
+                    if let Some(kept) = self.tx_hashes.get_mut(slot) {
+                        *kept = hash;
+                    }
+                }
+            }
             self.recent.push_back(b.clone());
             if self.recent.len() > 64 {
                 self.recent.pop_front();
@@ -192,9 +240,43 @@ impl Targets {
         }
     }
 
-    fn last(&self) -> BlockNumber {
-        self.first + self.block_hashes.len() as u64 - 1
+    /// Blocks in the chain.
+    fn len(&self) -> u64 {
+        self.block_hashes.len() as u64
     }
+
+    /// The number of the next block to append.
+    fn next(&self) -> BlockNumber {
+        self.first + self.len()
+    }
+
+    fn last(&self) -> BlockNumber {
+        self.next() - 1
+    }
+
+    /// The hash of the last block ([`B256::ZERO`] before the first).
+    fn tip_hash(&self) -> B256 {
+        self.block_hashes.last().copied().unwrap_or(B256::ZERO)
+    }
+}
+
+/// The W1 parameters of a bench chain of `blocks` blocks.
+fn w1_params(args: &BenchArgs, blocks: u64) -> W1Params {
+    W1Params { blocks, txs_per_block: args.txs_per_block, seed: args.seed, ..W1Params::default() }
+}
+
+/// The handle bench measures through, on a store that must be empty.
+async fn bench_handle<B: ColdBackend>(backend: B, store: &StoreSpec) -> Result<ColdStorage<B>> {
+    let handle = ColdStorage::builder(backend)
+        .read_timeout(Duration::from_secs(120))
+        .write_timeout(Duration::from_secs(300))
+        .stream_timeout(Duration::from_secs(1800))
+        .build()
+        .await?;
+    if handle.tip().await?.is_some() {
+        bail!("the store {store} is not empty: bench needs a fresh store");
+    }
+    Ok(handle)
 }
 
 impl OnBackend for Bench {
@@ -206,91 +288,35 @@ impl OnBackend for Bench {
 
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<Report> {
         let args = self.0;
-        let handle = ColdStorage::builder(backend)
-            .read_timeout(Duration::from_secs(120))
-            .write_timeout(Duration::from_secs(300))
-            .stream_timeout(Duration::from_secs(1800))
-            .build()
-            .await?;
-        if handle.tip().await?.is_some() {
-            bail!("the store {store} is not empty: bench needs a fresh store");
-        }
-        let params = W1Params {
-            blocks: args.blocks,
-            txs_per_block: args.txs_per_block,
-            seed: args.seed,
-            ..W1Params::default()
-        };
-        let w1 = Arc::new(W1::try_new(params)?);
+        let handle = bench_handle(backend, store).await?;
+        let w1 = Arc::new(W1::try_new(w1_params(&args, args.blocks))?);
         handle.set_chain_id(w1.params().chain_id).await?;
         let mut results = Vec::new();
-        let mut targets = Targets {
-            tx_hashes: Vec::new(),
-            block_hashes: Vec::new(),
-            first: w1.numbers().start,
-            recent: VecDeque::new(),
-        };
-        let has = |op| args.ops.contains(&op);
+        let targets = Arc::new(Shared::new(Targets::new(w1.numbers().start, args.seed)));
 
         // Ingest: I1 then I2, after the writeback of earlier files.
         flush_page_cache().await;
-        let i1_blocks = if has(Op::I1) { (args.blocks / 5).min(1_000) } else { 0 };
+        let i1_blocks = if args.ops.contains(&Op::I1) { (args.blocks / 5).min(1_000) } else { 0 };
         eprintln!(
             "bench: generating and appending {} W1 blocks ({} one per write)",
             args.blocks, i1_blocks
         );
-        let (i1, i2) = ingest(&handle, &w1, i1_blocks, &mut targets).await?;
-        if let Some(r) = i1 {
-            results.push(r);
+        if i1_blocks > 0 {
+            results.push(append_singly(&handle, &w1, &targets, i1_blocks).await?);
         }
-        if has(Op::I2)
-            && let Some(r) = i2
-        {
-            results.push(r);
+        let mut writes = Vec::new();
+        append_batches(&handle, &w1, &targets, w1.numbers().end, &mut writes).await?;
+        if args.ops.contains(&Op::I2) && !writes.is_empty() {
+            results.push(batch_figures("I2", &writes));
         }
         settle(store).await;
         let bytes_per_block = disk_usage(store).await.map(|b| b as f64 / args.blocks as f64);
 
-        let mut rng = W1Rng::new(args.seed ^ 0xBE7C_4000);
-        let end = targets.last();
-        if has(Op::Q1) {
-            let windows: Vec<u64> = distinct_windows(&mut rng, targets.first, end, 50);
-            let hot = w1.hot_contract();
-            let queries: Vec<LogFilter> =
-                windows.iter().map(|s| LogFilter::range(*s, s + 99).address(hot)).collect();
-            results.push(log_queries(&handle, "Q1", &queries, args.runs).await?);
-        }
-        if has(Op::Q2) {
-            let q = LogFilter::range(targets.first, end).address(w1.contract(1_900));
-            results.push(log_queries(&handle, "Q2", &vec![q; 10], args.runs).await?);
-        }
-        if has(Op::Q3) {
-            let q = LogFilter::range(targets.first, end)
-                .topic(0, vec![w1.signature(0)])
-                .topic(2, vec![w1.q3_topic2()]);
-            results.push(log_queries(&handle, "Q3", &vec![q; 10], args.runs).await?);
-        }
-        let targets = Arc::new(Shared::new(targets));
-        if has(Op::Q4) {
-            results.push(point_reads(&handle, &targets, &args, None).await?);
-        }
-        if has(Op::Q6) {
-            results.push(stream_hot(&handle, &w1, &targets, args.runs).await?);
-        }
-        if has(Op::Q5) {
-            results.push(point_reads(&handle, &targets, &args, Some(&w1)).await?);
-        }
-        if has(Op::R1) {
-            results.extend(reorgs(&handle, &targets, args.runs).await?);
-        }
+        results.extend(measure(&handle, &w1, &targets, &args).await?);
         handle.shutdown().await;
         Ok(Report {
             command: std::env::args().collect::<Vec<_>>().join(" "),
-            store: match store {
-                StoreSpec::Mem => "mem".into(),
-                StoreSpec::Path(_) => "embedded".into(),
-                StoreSpec::Postgres(_) => "postgres".into(),
-            },
+            store: store_kind(store),
             blocks: args.blocks,
             txs_per_block: args.txs_per_block,
             machine: machine(),
@@ -298,6 +324,66 @@ impl OnBackend for Bench {
             results,
         })
     }
+}
+
+fn store_kind(store: &StoreSpec) -> String {
+    match store {
+        StoreSpec::Mem => "mem".into(),
+        StoreSpec::Path(_) => "embedded".into(),
+        StoreSpec::Postgres(_) => "postgres".into(),
+    }
+}
+
+/// Runs the query and reorg ops of `args.ops` (all but I1 and I2) on the
+/// chain as it is, in the order Q1, Q2, Q3, Q4, Q4u, Q6, Q5, R1. `w1`'s
+/// length must be the chain's: Q3's topic comes from its middle block. Q5
+/// appends blocks (recorded in `targets`); R1 truncates and appends back.
+async fn measure<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    w1: &Arc<W1>,
+    targets: &Arc<Shared<Targets>>,
+    args: &BenchArgs,
+) -> Result<Vec<OpResult>> {
+    let has = |op| args.ops.contains(&op);
+    let mut results = Vec::new();
+    let mut rng = W1Rng::new(args.seed ^ 0xBE7C_4000);
+    let (first, end) = {
+        let t = targets.lock();
+        (t.first, t.last())
+    };
+    if has(Op::Q1) {
+        let windows: Vec<u64> = distinct_windows(&mut rng, first, end, 50);
+        let hot = w1.hot_contract();
+        let queries: Vec<LogFilter> =
+            windows.iter().map(|s| LogFilter::range(*s, s + 99).address(hot)).collect();
+        results.push(log_queries(handle, "Q1", &queries, args.runs).await?);
+    }
+    if has(Op::Q2) {
+        let q = LogFilter::range(first, end).address(w1.contract(1_900));
+        results.push(log_queries(handle, "Q2", &vec![q; 10], args.runs).await?);
+    }
+    if has(Op::Q3) {
+        let q = LogFilter::range(first, end)
+            .topic(0, vec![w1.signature(0)])
+            .topic(2, vec![w1.q3_topic2()]);
+        results.push(log_queries(handle, "Q3", &vec![q; 10], args.runs).await?);
+    }
+    if has(Op::Q4) {
+        results.push(point_reads(handle, targets, args, Reads::Known).await?);
+    }
+    if has(Op::Q4u) {
+        results.push(point_reads(handle, targets, args, Reads::UnknownTx).await?);
+    }
+    if has(Op::Q6) {
+        results.push(stream_hot(handle, w1, targets, args.runs).await?);
+    }
+    if has(Op::Q5) {
+        results.push(point_reads(handle, targets, args, Reads::WhileAppending(w1)).await?);
+    }
+    if has(Op::R1) {
+        results.extend(reorgs(handle, targets, args.runs).await?);
+    }
+    Ok(results)
 }
 
 type Shared<T> = parking_lot::Mutex<T>;
@@ -320,54 +406,75 @@ async fn flush_page_cache() {
     }
 }
 
-async fn ingest<B: ColdBackend>(
+/// I1: appends the next `count` W1 blocks, one per write.
+async fn append_singly<B: ColdBackend>(
     handle: &ColdStorage<B>,
     w1: &W1,
-    i1_blocks: u64,
-    targets: &mut Targets,
-) -> Result<(Option<OpResult>, Option<OpResult>)> {
-    let range = w1.numbers();
-    let mut parent = B256::ZERO;
-    let mut next = range.start;
-    // I1: one block per write.
-    let mut i1 = None;
-    if i1_blocks > 0 {
-        let blocks = w1.chunk_par(next, i1_blocks, parent, 0);
-        targets.record(&blocks);
-        let mut latencies = Vec::with_capacity(blocks.len());
-        let mut rates = Vec::with_capacity(blocks.len());
-        for block in blocks {
-            parent = block.hash();
-            let t = Instant::now();
-            handle.append_block(block).await?;
-            let elapsed = t.elapsed();
-            latencies.push(elapsed);
-            rates.push(1.0 / elapsed.as_secs_f64().max(1e-9));
-        }
-        next += i1_blocks;
-        i1 = Some(ingest_figures("I1", i1_blocks, &latencies, &mut rates));
-    }
-    // I2: the rest, 100 per write; generation overlaps with writing.
-    let mut latencies = Vec::new();
-    let mut rates = Vec::new();
-    let i2_first = next;
-    while next < range.end {
-        let count = 100.min(range.end - next);
-        let blocks = w1.chunk_par(next, count, parent, 0);
-        targets.record(&blocks);
-        if let Some(last) = blocks.last() {
-            parent = last.hash();
-        }
+    targets: &Shared<Targets>,
+    count: u64,
+) -> Result<OpResult> {
+    let (next, parent) = {
+        let t = targets.lock();
+        (t.next(), t.tip_hash())
+    };
+    let blocks = w1.chunk_par(next, count, parent, 0);
+    targets.lock().record(&blocks);
+    let mut latencies = Vec::with_capacity(blocks.len());
+    let mut rates = Vec::with_capacity(blocks.len());
+    for block in blocks {
         let t = Instant::now();
-        handle.append_blocks(blocks).await?;
+        handle.append_block(block).await?;
         let elapsed = t.elapsed();
         latencies.push(elapsed);
-        rates.push(count as f64 / elapsed.as_secs_f64().max(1e-9));
-        next += count;
+        rates.push(1.0 / elapsed.as_secs_f64().max(1e-9));
     }
-    let i2 = (!latencies.is_empty())
-        .then(|| ingest_figures("I2", next - i2_first, &latencies, &mut rates));
-    Ok((i1, i2))
+    Ok(ingest_figures("I1", count, &latencies, &mut rates))
+}
+
+/// One timed write of I2.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct BatchWrite {
+    /// Blocks in the chain before this write.
+    offset: u64,
+    /// Blocks written.
+    blocks: u64,
+    /// Time of the write.
+    elapsed: Duration,
+}
+
+/// I2: appends W1 blocks, 100 per write, until the next block would be
+/// `end`, recording each write in `writes`. Each batch is generated before
+/// its write is timed.
+async fn append_batches<B: ColdBackend>(
+    handle: &ColdStorage<B>,
+    w1: &W1,
+    targets: &Shared<Targets>,
+    end: BlockNumber,
+    writes: &mut Vec<BatchWrite>,
+) -> Result<()> {
+    loop {
+        let (next, parent, offset) = {
+            let t = targets.lock();
+            (t.next(), t.tip_hash(), t.len())
+        };
+        if next >= end {
+            return Ok(());
+        }
+        let count = 100.min(end - next);
+        let blocks = w1.chunk_par(next, count, parent, 0);
+        targets.lock().record(&blocks);
+        let t = Instant::now();
+        handle.append_blocks(blocks).await?;
+        writes.push(BatchWrite { offset, blocks: count, elapsed: t.elapsed() });
+    }
+}
+
+/// The figures of I2 from its writes.
+fn batch_figures(op: &str, writes: &[BatchWrite]) -> OpResult {
+    let latencies: Vec<Duration> = writes.iter().map(|w| w.elapsed).collect();
+    let mut rates: Vec<f64> =
+        writes.iter().map(|w| w.blocks as f64 / w.elapsed.as_secs_f64().max(1e-9)).collect();
+    ingest_figures(op, writes.iter().map(|w| w.blocks).sum(), &latencies, &mut rates)
 }
 
 /// The figures of an ingest op. Its rate is sustained: the blocks over the
@@ -426,13 +533,29 @@ async fn log_queries<B: ColdBackend>(
 const POINT_READS: [&str; 5] =
     ["tx by hash", "receipt by hash", "header by number", "header by hash", "block receipts"];
 
+/// What the callers of [`point_reads`] read.
+#[derive(Clone, Copy)]
+enum Reads<'a> {
+    /// Q4: the five kinds of [`POINT_READS`] on stored targets.
+    Known,
+    /// Q4u: a tx by a random hash, which the store does not hold (the
+    /// lookup a wallet polling for a pending tx makes).
+    UnknownTx,
+    /// Q5: Q4 while a block of this chain is appended every 100 ms.
+    WhileAppending(&'a Arc<W1>),
+}
+
 async fn point_reads<B: ColdBackend>(
     handle: &ColdStorage<B>,
     targets: &Arc<Shared<Targets>>,
     args: &BenchArgs,
-    writes: Option<&Arc<W1>>,
+    reads: Reads<'_>,
 ) -> Result<OpResult> {
-    let op = if writes.is_some() { "Q5" } else { "Q4" };
+    let (op, writes, unknown) = match reads {
+        Reads::Known => ("Q4", None, false),
+        Reads::UnknownTx => ("Q4u", None, true),
+        Reads::WhileAppending(w1) => ("Q5", Some(w1), false),
+    };
     let duration = Duration::from_secs_f64(args.seconds.max(0.05));
     let mut all = Vec::new();
     let mut write_latencies = Vec::new();
@@ -453,7 +576,7 @@ async fn point_reads<B: ColdBackend>(
                     tick.tick().await;
                     let (number, parent) = {
                         let t = targets.lock();
-                        (t.last() + 1, *t.block_hashes.last().unwrap_or(&B256::ZERO))
+                        (t.next(), t.tip_hash())
                     };
                     let block = w1.block(number, parent);
                     let t = Instant::now();
@@ -473,7 +596,9 @@ async fn point_reads<B: ColdBackend>(
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 while started.elapsed() < duration {
-                    let (kind, tx, number, hash) = {
+                    let (kind, tx, number, hash) = if unknown {
+                        (0, rng.b256(), 0, B256::ZERO)
+                    } else {
                         let t = targets.lock();
                         let i = rng.below(t.block_hashes.len() as u64);
                         let tx = t.tx_hashes[rng.below(t.tx_hashes.len() as u64) as usize];
@@ -507,7 +632,7 @@ async fn point_reads<B: ColdBackend>(
     let mut r = figures(op, &latencies, Some(total_ops as f64 / total_time), "ops/s");
     // Each kind's median: under concurrency mostly queueing, but with
     // `--tasks 1` the cost of one call of that kind.
-    for (kind, name) in POINT_READS.iter().enumerate() {
+    for (kind, name) in POINT_READS.iter().enumerate().take(if unknown { 0 } else { 5 }) {
         let of_kind: Vec<Duration> =
             all.iter().filter(|(k, _)| *k == kind as u64).map(|(_, l)| *l).collect();
         r.extra.insert(format!("median ms {name}"), figures(name, &of_kind, None, "").median_ms);
