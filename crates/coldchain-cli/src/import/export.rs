@@ -58,6 +58,10 @@ pub struct JsonlExportArgs {
     /// Blocks read from the store at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Open the store read-only (chosen by itself for an embedded store
+    /// whose directory cannot be written).
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// Runs `coldchain export`.
@@ -74,6 +78,10 @@ struct ExportJsonl(JsonlExportArgs);
 
 impl OnBackend for ExportJsonl {
     type Output = ();
+
+    fn read_only(&self) -> bool {
+        self.0.read_only
+    }
 
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
         let handle = ColdStorage::new(backend).await?;

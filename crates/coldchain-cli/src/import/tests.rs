@@ -599,6 +599,7 @@ fn export_args(file: &Path) -> JsonlExportArgs {
         from: None,
         to: None,
         concurrency: 4,
+        read_only: false,
     }
 }
 
