@@ -78,8 +78,15 @@ fn main() -> std::process::ExitCode {
 /// The error and its causes, each said once: an error whose message
 /// already includes its source's is not followed by the source again.
 fn cause_chain(e: &eyre::Report) -> String {
+    causes(e.as_ref())
+}
+
+/// [`cause_chain`] of any error.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = String::new();
-    for cause in e.chain() {
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        next = cause.source();
         let text = cause.to_string();
         if out.contains(&text) {
             continue;
@@ -101,6 +108,14 @@ fn cause_chain(e: &eyre::Report) -> String {
 /// embedded store grew the pool to ~500 threads and 2.3 GB of anonymous
 /// memory (docs/BENCHMARKS.md). Work beyond the cap waits in tokio's queue.
 const MAX_BLOCKING_THREADS: usize = 128;
+
+/// Shared with the integration tests (`tests/common`).
+#[cfg(test)]
+#[path = "../tests/common/clauses.rs"]
+#[allow(dead_code)]
+mod clauses;
+#[cfg(test)]
+pub(crate) use clauses::assert_no_repeated_clause;
 
 fn run(cli: Cli) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()

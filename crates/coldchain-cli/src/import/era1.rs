@@ -59,8 +59,8 @@
 use super::{
     ImportError, ImportStats,
     pipeline::{
-        Chunk, ChunkResult, Ended, Writer, default_workers, ordered, progress_bar, queue_capacity,
-        run_parallel,
+        Chunk, ChunkResult, Ended, Skipped, Writer, default_workers, ordered, progress_bar,
+        queue_capacity, run_parallel,
     },
 };
 use crate::store::StoreSpec;
@@ -428,8 +428,49 @@ impl Era1Layout {
     }
 }
 
-/// Reads the BlockIndex and the Accumulator at the end of `path`.
+/// Reads the BlockIndex and the Accumulator at the end of `path`. A file
+/// whose end is not a block index is walked from the start, so that a
+/// truncated file is reported as truncated (not as a nonsensical index).
 pub fn read_layout(path: &Path) -> Result<Era1Layout, ImportError> {
+    read_index(path).map_err(|e| match (&e, truncation(path)) {
+        (ImportError::Malformed { .. }, Some(reason)) => {
+            ImportError::malformed(path.display().to_string(), reason)
+        }
+        _ => e,
+    })
+}
+
+/// Why `path` looks truncated, walking its records from the start: a record
+/// that runs past the end of the file, or records that end without the
+/// BlockIndex that ends an era1 file. `None` if it is whole.
+fn truncation(path: &Path) -> Option<String> {
+    let mut r = E2Reader::open(path).ok()?;
+    let (mut headers, mut last) = (0u64, None);
+    loop {
+        let offset = r.offset();
+        match r.next_header() {
+            Ok(Some(record)) => {
+                headers += u64::from(record.ty == types::COMPRESSED_HEADER);
+                last = Some(record.ty);
+                r.skip_data(&record).ok()?;
+            }
+            Ok(None) if last == Some(types::BLOCK_INDEX) => return None,
+            Ok(None) => {
+                return Some(format!(
+                    "the file is truncated: it ends after {headers} blocks' records without the                      BlockIndex that ends an era1 file; download it again"
+                ));
+            }
+            Err(_) => {
+                return Some(format!(
+                    "the file is truncated: the record at byte {offset} runs past its end ({}                      bytes, after {headers} blocks' records); download it again",
+                    r.len()
+                ));
+            }
+        }
+    }
+}
+
+fn read_index(path: &Path) -> Result<Era1Layout, ImportError> {
     let mut r = E2Reader::open(path)?;
     let len = r.len();
     let bad = |reason: String| ImportError::malformed(path.display().to_string(), reason);
@@ -688,7 +729,7 @@ pub struct TupleJob {
     tuples: Vec<RawTuple>,
     /// Blocks of the run done after this job.
     progress: u64,
-    skipped: u64,
+    skipped: Vec<Skipped>,
 }
 
 /// Pass 2's reader: the tuples of `layout`, grouped into jobs; blocks below
@@ -704,8 +745,11 @@ struct Tuples {
 
 impl Tuples {
     fn next_job(&mut self) -> Result<Option<TupleJob>, ImportError> {
-        let mut job =
-            TupleJob { tuples: Vec::with_capacity(BLOCKS_PER_JOB), progress: 0, skipped: 0 };
+        let mut job = TupleJob {
+            tuples: Vec::with_capacity(BLOCKS_PER_JOB),
+            progress: 0,
+            skipped: Vec::new(),
+        };
         while job.tuples.len() < BLOCKS_PER_JOB {
             let Some(header) = self.headers.next() else { break };
             if self.to.is_some_and(|to| header.number > to) {
@@ -720,7 +764,11 @@ impl Tuples {
                 self.reader.skip_data(&body)?;
                 let rec = self.reader.expect(types::COMPRESSED_RECEIPTS, "CompressedReceipts")?;
                 self.reader.skip_data(&rec)?;
-                job.skipped += 1;
+                job.skipped.push(Skipped {
+                    number: header.number,
+                    hash: header.hash(),
+                    line: None,
+                });
                 let td = self.reader.expect(types::TOTAL_DIFFICULTY, "TotalDifficulty")?;
                 self.reader.skip_data(&td)?;
                 continue;
@@ -733,7 +781,7 @@ impl Tuples {
             job.tuples.push(RawTuple { header, body, receipts });
         }
         job.progress = self.progress;
-        Ok((job.skipped > 0 || !job.tuples.is_empty()).then_some(job))
+        Ok((!job.skipped.is_empty() || !job.tuples.is_empty()).then_some(job))
     }
 }
 
@@ -748,6 +796,20 @@ impl Iterator for Tuples {
         self.failed = next.is_err();
         next.transpose()
     }
+}
+
+/// The number and hash of the last block of `layout`, from its header
+/// record alone.
+fn last_block(layout: &Era1Layout) -> Result<Skipped, ImportError> {
+    let number = layout.last();
+    let offset = layout.offsets.last().copied().unwrap_or(layout.accumulator_offset);
+    let mut r = E2Reader::open(&layout.path)?;
+    r.seek(offset)?;
+    let rec = r.expect(types::COMPRESSED_HEADER, "CompressedHeader")?;
+    let rlp = unsnappy(&r.read_data(&rec)?).map_err(|e| {
+        ImportError::malformed(format!("{}: block {number}: header", layout.path.display()), e)
+    })?;
+    Ok(Skipped { number, hash: alloy::primitives::keccak256(&rlp), line: None })
 }
 
 /// Decodes one tuple into a verified block; see the [module docs](self).
@@ -958,17 +1020,10 @@ pub async fn import_era1<B: ColdBackend>(
     };
     crate::chain_id::claim(handle, chain_id, &source).await?;
     let tip = handle.tip().await.map_err(|e| ImportError::store("reading the store's tip", e))?;
-    let todo: Vec<Era1Layout> = layouts
-        .into_iter()
-        .filter(|l| {
-            let done = tip.is_some_and(|t| l.last() < t.number);
-            if done {
-                stats.skipped += l.count();
-                tracing::info!(file = %l.path.display(), "era1: already in the store; skipped");
-            }
-            !done && args.to.is_none_or(|to| l.start <= to)
-        })
-        .collect();
+    let (done, todo): (Vec<Era1Layout>, Vec<Era1Layout>) =
+        layouts.into_iter().partition(|l| tip.is_some_and(|t| l.last() < t.number));
+    let todo: Vec<Era1Layout> =
+        todo.into_iter().filter(|l| args.to.is_none_or(|to| l.start <= to)).collect();
     let total = todo
         .iter()
         .map(|l| args.to.map_or(l.last(), |to| to.min(l.last())) - l.start + 1)
@@ -976,6 +1031,17 @@ pub async fn import_era1<B: ColdBackend>(
     let bar = progress_bar(progress, Some(total), "import era1", false);
     let workers = args.workers.unwrap_or_else(default_workers).max(1);
     let mut writer = Writer::new(handle, tip, args.batch, bar.clone()).stop_after(args.to);
+    // A file wholly below the tip is not read, but its last block must be
+    // the store's: a file of another chain is refused, not "already stored".
+    for layout in done {
+        let (path, count) = (layout.path.clone(), layout.count());
+        let last = tokio::task::spawn_blocking(move || last_block(&layout))
+            .await
+            .map_err(|e| ImportError::Panicked(e.to_string()))??;
+        writer.check_stored(&[last], &path.display().to_string()).await?;
+        stats.skipped += count;
+        tracing::info!(file = %path.display(), "era1: already in the store; skipped");
+    }
     let mut link: Option<Link> = None;
     let mut done_before = 0u64;
     let mut result = Ok(());
