@@ -3,6 +3,7 @@
 mod bench;
 mod bench_rpc;
 mod chain_id;
+mod export;
 mod import;
 mod serve;
 mod soak;
@@ -45,7 +46,7 @@ enum Command {
     /// Import blocks into a store (from a node's JSON-RPC, JSON lines or era1 archives).
     Import(import::ImportArgs),
     /// Export blocks from a store (JSON lines).
-    Export(import::export::ExportArgs),
+    Export(export::ExportArgs),
     /// Check that every index entry of an embedded store agrees with the data.
     Verify(verify::VerifyArgs),
     /// Print a store's chain id, or record one in a store that has none.
@@ -129,7 +130,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Bench(args) => bench::run(args).await.map(drop),
             Command::BenchRpc(args) => bench_rpc::run(args).await.map(drop),
             Command::Import(args) => import::run(args).await,
-            Command::Export(args) => import::export::run(args).await,
+            Command::Export(args) => export::run(args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::ChainId(args) => chain_id::run(args).await,
             Command::Soak(args) => soak::run(args).await.map(drop),

@@ -7,10 +7,10 @@
 use super::{
     ImportError, ImportStats,
     era1::{self, Era1ImportArgs, types},
-    export::{JsonlExportArgs, export_jsonl},
     jsonl::{JsonlImportArgs, import_jsonl},
     rpc::{RpcRange, import_rpc},
 };
+use crate::export::{JsonlExportArgs, export_jsonl};
 use crate::store::StoreSpec;
 use alloy::{
     consensus::{

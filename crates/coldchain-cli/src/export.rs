@@ -1,5 +1,5 @@
 //! `coldchain export jsonl FILE [--from N] [--to M]`: writes a store's blocks
-//! as JSON lines (the format of [`super::jsonl`]).
+//! as JSON lines (the format of [`crate::import::jsonl`]).
 //!
 //! Each line is `{"block": .., "receipts": [..]}` with the objects built by
 //! `coldchain_rpc::convert` ([`block_json`] with full transactions,
@@ -14,7 +14,7 @@
 //! and written in order to `FILE.partial`, which is renamed to `FILE` once
 //! complete (an interrupted export leaves no file that looks whole).
 
-use super::{ImportError, ImportStats, pipeline::progress_bar};
+use crate::import::{ImportError, ImportStats, pipeline::progress_bar};
 use crate::store::{OnBackend, StoreSpec, run_on};
 use alloy::{primitives::BlockNumber, rpc::types::TransactionReceipt};
 use coldchain::{BlockExtras, ColdBackend, ColdStorage, RecoveredTx, SealedHeader, StoredReceipt};
