@@ -17,6 +17,12 @@
 #    raw data, fee history and polling filters included, with anvil's quirks
 #    listed there), then stops the server with SIGTERM and checks that it
 #    exits 0.
+# 4. The follower's recovery: a second `serve --import-rpc --follow` reads
+#    anvil through scripts/e2e/bad-block-proxy.mjs, which serves one block
+#    with a flipped receipt status (its receipts root does not verify);
+#    /health must turn unhealthy naming the block, and once the proxy
+#    serves the block unchanged the follower must import it and /health
+#    return to ok.
 #
 # Needs node/npm (for the packages) and the Rust toolchain. Set
 # E2E_SKIP_FETCH_FAILURE=1 to exit 0 with a notice when the registry cannot
@@ -85,6 +91,8 @@ BIN=$ROOT/target/debug/coldchain
 LOGS=$(mktemp -d)
 cleanup() {
   [ -n "${SERVE_PID:-}" ] && kill "$SERVE_PID" 2>/dev/null || true
+  [ -n "${FOLLOW_PID:-}" ] && kill "$FOLLOW_PID" 2>/dev/null || true
+  [ -n "${PROXY_PID:-}" ] && kill "$PROXY_PID" 2>/dev/null || true
   [ -n "${ANVIL_PID:-}" ] && kill "$ANVIL_PID" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -112,5 +120,59 @@ SERVE_PID=
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 echo "coldchain exited with code $code after ${ms} ms"
 [ "$code" = 0 ] || { tail -20 "$LOGS/serve.log" >&2; exit 1; }
+
+step "follower: a bad block degrades /health, the repaired block is imported"
+rpc() { # URL METHOD PARAMS -> the answer's JSON
+  curl -s "$1" -H 'content-type: application/json' \
+    -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$2\",\"params\":$3}"
+}
+CONTROL=$LOGS/bad-block
+: > "$CONTROL"
+node "$ROOT/scripts/e2e/bad-block-proxy.mjs" "$ANVIL_URL" "$CONTROL" > "$LOGS/proxy.log" 2>&1 &
+PROXY_PID=$!
+for _ in $(seq 1 100); do grep -q 'listening on' "$LOGS/proxy.log" && break; sleep 0.1; done
+PROXY_URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$LOGS/proxy.log" | head -1)
+[ -n "$PROXY_URL" ] || { cat "$LOGS/proxy.log" >&2; exit 1; }
+RUST_LOG=info NO_COLOR=1 "$BIN" serve --store mem --addr 127.0.0.1:0 --chain-id "$CHAIN_ID" \
+  --import-rpc "$PROXY_URL" --follow --poll-ms 50 > "$LOGS/follow.out" 2> "$LOGS/follow.log" &
+FOLLOW_PID=$!
+for _ in $(seq 1 300); do grep -q 'serving JSON-RPC on' "$LOGS/follow.log" && break; sleep 0.1; done
+FOLLOW_URL=$(grep -o 'serving JSON-RPC on http://[0-9.:]*' "$LOGS/follow.log" | head -1 | sed 's/serving JSON-RPC on //')
+[ -n "$FOLLOW_URL" ] || { cat "$LOGS/follow.log" >&2; exit 1; }
+# The next block, with one transfer, is the bad one until the file is emptied.
+HEAD=$(( $(rpc "$ANVIL_URL" eth_blockNumber '[]' | grep -o '"result":"0x[0-9a-f]*"' | cut -d'"' -f4) ))
+BAD=$(( HEAD + 1 ))
+echo "$BAD" > "$CONTROL"
+FROM=$(rpc "$ANVIL_URL" eth_accounts '[]' | grep -o '0x[0-9a-fA-F]\{40\}' | head -1)
+rpc "$ANVIL_URL" evm_setAutomine '[false]' > /dev/null
+rpc "$ANVIL_URL" eth_sendTransaction \
+  "[{\"from\":\"$FROM\",\"to\":\"0x0000000000000000000000000000000000000001\",\"value\":\"0x1\"}]" > /dev/null
+rpc "$ANVIL_URL" evm_mine '[]' > /dev/null
+health=
+for _ in $(seq 1 200); do
+  health=$(curl -s "$FOLLOW_URL/health")
+  echo "$health" | grep -q "block $BAD: receipts root mismatch" && break
+  sleep 0.1
+done
+echo "while block $BAD is bad: $health"
+echo "$health" | grep -q '"status":"unhealthy"' \
+  && echo "$health" | grep -q "block $BAD: receipts root mismatch" \
+  || { echo "e2e: /health did not report the bad block $BAD" >&2; tail -20 "$LOGS/follow.log" >&2; exit 1; }
+: > "$CONTROL"
+tip=0
+for _ in $(seq 1 300); do
+  tip=$(( $(rpc "$FOLLOW_URL" eth_blockNumber '[]' | grep -o '"result":"0x[0-9a-f]*"' | cut -d'"' -f4) ))
+  health=$(curl -s "$FOLLOW_URL/health")
+  [ "$tip" -ge "$BAD" ] && echo "$health" | grep -q '"status":"ok"' && break
+  sleep 0.1
+done
+echo "once repaired: tip $tip, $health"
+[ "$tip" -ge "$BAD" ] && echo "$health" | grep -q '"status":"ok"' \
+  || { echo "e2e: the follower did not recover (tip $tip, bad block $BAD)" >&2; tail -20 "$LOGS/follow.log" >&2; exit 1; }
+[ "$(rpc "$FOLLOW_URL" eth_getBlockByNumber "[\"$(printf '0x%x' "$BAD")\",false]" | grep -o '"hash":"0x[0-9a-f]*"')" \
+  = "$(rpc "$ANVIL_URL" eth_getBlockByNumber "[\"$(printf '0x%x' "$BAD")\",false]" | grep -o '"hash":"0x[0-9a-f]*"')" ] \
+  || { echo "e2e: block $BAD differs from anvil's" >&2; exit 1; }
+kill -TERM "$FOLLOW_PID"; wait "$FOLLOW_PID" || true; FOLLOW_PID=
+kill "$PROXY_PID"; PROXY_PID=
 
 step "done in $(( $(date +%s) - started )) s"

@@ -1,12 +1,11 @@
-//! `coldchain import` and `coldchain export`: moving chain history into and
-//! out of a store.
+//! `coldchain import`: moving chain history into a store (`coldchain
+//! export`, the way out, is [`crate::export`]).
 //!
 //! | command | source | what is checked before a write |
 //! |---|---|---|
 //! | `import rpc --url URL` | a node's JSON-RPC (`eth_getBlockByNumber(n, true)`, `eth_getBlockReceipts`) | conversion ([`coldchain::convert::block_from_rpc`]), [`coldchain::verify::verify_block`], parent links |
 //! | `import jsonl FILE` | JSON lines, one `{"block": .., "receipts": [..]}` per block ([`jsonl`]) | the same |
 //! | `import era1 FILE\|DIR` | era1 archives of pre-merge history ([`era1`]) | the same, plus ommers hashes, sender recovery, total difficulty, the hash chain and the epoch accumulator |
-//! | `export jsonl FILE` | any store | — (writes what `serve` would answer) |
 //!
 //! Every path runs the same [`pipeline`]: a source produces chunks of
 //! blocks, converted and verified off the writer (worker threads, or
@@ -19,7 +18,6 @@
 
 pub mod era1;
 pub mod error;
-pub mod export;
 pub mod fast;
 pub mod jsonl;
 pub mod pipeline;

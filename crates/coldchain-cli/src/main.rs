@@ -3,6 +3,7 @@
 mod bench;
 mod bench_rpc;
 mod chain_id;
+mod export;
 mod import;
 mod serve;
 mod soak;
@@ -45,7 +46,7 @@ enum Command {
     /// Import blocks into a store (from a node's JSON-RPC, JSON lines or era1 archives).
     Import(import::ImportArgs),
     /// Export blocks from a store (JSON lines).
-    Export(import::export::ExportArgs),
+    Export(export::ExportArgs),
     /// Check that every index entry of an embedded store agrees with the data.
     Verify(verify::VerifyArgs),
     /// Print a store's chain id, or record one in a store that has none.
@@ -78,8 +79,15 @@ fn main() -> std::process::ExitCode {
 /// The error and its causes, each said once: an error whose message
 /// already includes its source's is not followed by the source again.
 fn cause_chain(e: &eyre::Report) -> String {
+    causes(e.as_ref())
+}
+
+/// [`cause_chain`] of any error.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = String::new();
-    for cause in e.chain() {
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        next = cause.source();
         let text = cause.to_string();
         if out.contains(&text) {
             continue;
@@ -102,6 +110,14 @@ fn cause_chain(e: &eyre::Report) -> String {
 /// memory (docs/BENCHMARKS.md). Work beyond the cap waits in tokio's queue.
 const MAX_BLOCKING_THREADS: usize = 128;
 
+/// Shared with the integration tests (`tests/common`).
+#[cfg(test)]
+#[path = "../tests/common/clauses.rs"]
+#[allow(dead_code)]
+mod clauses;
+#[cfg(test)]
+pub(crate) use clauses::assert_no_repeated_clause;
+
 fn run(cli: Cli) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
@@ -114,7 +130,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Bench(args) => bench::run(args).await.map(drop),
             Command::BenchRpc(args) => bench_rpc::run(args).await.map(drop),
             Command::Import(args) => import::run(args).await,
-            Command::Export(args) => import::export::run(args).await,
+            Command::Export(args) => export::run(args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::ChainId(args) => chain_id::run(args).await,
             Command::Soak(args) => soak::run(args).await.map(drop),

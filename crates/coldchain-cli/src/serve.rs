@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// `coldchain chain-id --set`.
     #[arg(long)]
     pub chain_id: Option<u64>,
+    /// Open the store read-only: MDBX read-only, or PostgreSQL sessions
+    /// with `default_transaction_read_only` (chosen by itself for an
+    /// embedded store whose directory cannot be written).
+    #[arg(long, conflicts_with_all = ["dev", "import_rpc"])]
+    pub read_only: bool,
     /// Load the W1 chain into an empty store, then print example requests.
     #[arg(long)]
     pub dev: bool,
@@ -203,6 +208,10 @@ impl OnBackend for Serve {
     /// Only a server that writes (`--dev`, `--import-rpc`) creates a store.
     fn creates(&self) -> bool {
         self.0.dev || self.0.import_rpc.is_some()
+    }
+
+    fn read_only(&self) -> bool {
+        self.0.read_only
     }
 
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {

@@ -11,6 +11,14 @@
 //! command (`serve`, `export`, `verify`) fails on a missing store, or on a
 //! data file that holds no store (emptied or truncated), naming the path,
 //! instead of serving an empty store created in its place.
+//!
+//! **Read-only.** Work that only reads may open the store read-only
+//! ([`OnBackend::read_only`]: `serve`, `export` and `verify` with
+//! `--read-only`): MDBX opened `RDONLY`, PostgreSQL sessions with
+//! `default_transaction_read_only`; a write then fails with
+//! [`coldchain::ColdError::ReadOnly`]. Such work opens an embedded store
+//! read-only by itself when its directory cannot be written (a read-only
+//! mount, a directory this user may not write).
 
 use coldchain::{ColdBackend, ColdStorage};
 use eyre::Result;
@@ -86,6 +94,12 @@ pub trait OnBackend {
     fn creates(&self) -> bool {
         false
     }
+    /// Whether the work asks to open the store read-only (default: no;
+    /// work that does not create still opens an embedded store read-only
+    /// when its directory cannot be written).
+    fn read_only(&self) -> bool {
+        false
+    }
     /// Runs the work on an opened backend.
     fn run<B: ColdBackend>(
         self,
@@ -99,11 +113,18 @@ pub async fn run_on<W: OnBackend>(spec: &StoreSpec, work: W) -> Result<W::Output
     match spec {
         StoreSpec::Mem => work.run(coldchain::MemBackend::new(), spec).await,
         StoreSpec::Path(path) => {
-            let backend = open_embedded(path, work.creates()).await?;
+            let access = if work.creates() {
+                Access::Create
+            } else if work.read_only() || read_only_media(path).await {
+                Access::ReadOnly
+            } else {
+                Access::Open
+            };
+            let backend = open_embedded(path, access).await?;
             work.run(backend, spec).await
         }
         StoreSpec::Postgres(url) => {
-            let backend = open_postgres(url).await?;
+            let backend = open_postgres(url, work.read_only()).await?;
             let upkeep = backend.clone();
             let out = work.run(backend, spec).await;
             // Let the last appends' background merge finish, so that the
@@ -123,14 +144,45 @@ pub async fn run_on<W: OnBackend>(spec: &StoreSpec, work: W) -> Result<W::Output
 /// its last appends requested.
 const SETTLE_ON_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Opens the embedded MDBX store at `path` (creating it when `create` and
-/// missing), off the runtime threads.
+/// How a command opens an embedded store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read and write; create the store when missing.
+    Create,
+    /// Read and write an existing store.
+    Open,
+    /// Read an existing store; writes fail.
+    ReadOnly,
+}
+
+/// Whether the embedded store at `path` sits where nothing can be written
+/// (logged when so: the command then opens it read-only).
+pub async fn read_only_media(path: &std::path::Path) -> bool {
+    let owned = path.to_path_buf();
+    let read_only = tokio::task::spawn_blocking(move || coldchain_mdbx::on_read_only_media(&owned))
+        .await
+        .unwrap_or(false);
+    if read_only {
+        tracing::info!(
+            store = %path.display(),
+            "the store's directory cannot be written (read-only media?): opening it read-only"
+        );
+    }
+    read_only
+}
+
+/// Opens the embedded MDBX store at `path` as `access` says, off the
+/// runtime threads.
 pub async fn open_embedded(
     path: &std::path::Path,
-    create: bool,
+    access: Access,
 ) -> Result<coldchain_mdbx::MdbxBackend> {
     let owned = path.to_path_buf();
-    let options = coldchain_mdbx::MdbxOptions { create, ..Default::default() };
+    let options = coldchain_mdbx::MdbxOptions {
+        create: access == Access::Create,
+        read_only: access == Access::ReadOnly,
+        ..Default::default()
+    };
     let opened =
         tokio::task::spawn_blocking(move || coldchain_mdbx::MdbxBackend::open(&owned, options))
             .await?;
@@ -138,9 +190,14 @@ pub async fn open_embedded(
     opened.map_err(|e| eyre::eyre!("{e}"))
 }
 
-/// Opens the PostgreSQL store at `url`, applying schema migrations.
-pub async fn open_postgres(url: &str) -> Result<coldchain_postgres::PostgresBackend> {
-    coldchain_postgres::PostgresBackend::open(url, coldchain_postgres::PgOptions::default())
+/// Opens the PostgreSQL store at `url`, applying schema migrations, or
+/// `read_only`, checking that none are due.
+pub async fn open_postgres(
+    url: &str,
+    read_only: bool,
+) -> Result<coldchain_postgres::PostgresBackend> {
+    let options = coldchain_postgres::PgOptions { read_only, ..Default::default() };
+    coldchain_postgres::PostgresBackend::open(url, options)
         .await
         .map_err(|e| eyre::eyre!("opening PostgreSQL at {}: {e}", redact(url)))
 }
@@ -149,7 +206,7 @@ pub async fn open_postgres(url: &str) -> Result<coldchain_postgres::PostgresBack
 /// its GIN pending list; the other stores have none in flight).
 pub async fn settle(spec: &StoreSpec) {
     if let StoreSpec::Postgres(url) = spec
-        && let Ok(backend) = open_postgres(url).await
+        && let Ok(backend) = open_postgres(url, false).await
     {
         backend.settle().await;
     }
@@ -159,7 +216,7 @@ pub async fn settle(spec: &StoreSpec) {
 /// when that can be measured.
 pub async fn disk_usage(spec: &StoreSpec) -> Option<u64> {
     match spec {
-        StoreSpec::Postgres(url) => open_postgres(url).await.ok()?.disk_bytes().await.ok(),
+        StoreSpec::Postgres(url) => open_postgres(url, false).await.ok()?.disk_bytes().await.ok(),
         other => files_size(other),
     }
 }

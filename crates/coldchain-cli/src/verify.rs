@@ -1,7 +1,7 @@
 //! `coldchain verify`: checks that every index entry of an embedded store
 //! agrees with the data.
 
-use crate::store::StoreSpec;
+use crate::store::{Access, StoreSpec};
 use eyre::{Result, bail};
 
 /// Arguments of `coldchain verify`.
@@ -10,6 +10,10 @@ pub struct VerifyArgs {
     /// The embedded store to check.
     #[arg(long, default_value = "./coldchain-data")]
     pub store: StoreSpec,
+    /// Open the store read-only (chosen by itself when its directory
+    /// cannot be written).
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// Runs `coldchain verify`; fails when the store is inconsistent.
@@ -17,7 +21,12 @@ pub async fn run(args: VerifyArgs) -> Result<()> {
     let StoreSpec::Path(path) = &args.store else {
         bail!("verify checks an embedded store (a path); {} is not one", args.store);
     };
-    let backend = crate::store::open_embedded(path, false).await?;
+    let access = if args.read_only || crate::store::read_only_media(path).await {
+        Access::ReadOnly
+    } else {
+        Access::Open
+    };
+    let backend = crate::store::open_embedded(path, access).await?;
     eprintln!("verifying {} (reads every block and index entry)...", path.display());
     let (report, usage, tables) = tokio::task::spawn_blocking(move || {
         Ok::<_, coldchain_mdbx::MdbxError>((

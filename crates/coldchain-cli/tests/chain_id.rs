@@ -33,6 +33,7 @@ fn fails(args: &[&str]) -> String {
     let out = coldchain(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+    common::clauses::assert_errors_say_each_clause_once(&stderr);
     stderr
 }
 

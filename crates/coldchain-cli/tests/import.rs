@@ -4,6 +4,8 @@
 //! left as it was, and a resume after the process is killed mid-import.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::{
     io::Read,
     path::{Path, PathBuf},
@@ -26,6 +28,7 @@ fn fails(args: &[&str]) -> String {
     let out = coldchain(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+    common::clauses::assert_errors_say_each_clause_once(&stderr);
     stderr
 }
 

@@ -431,20 +431,28 @@ impl ColdWrite for MdbxBackend {
         deadline: Deadline,
     ) -> ColdResult<()> {
         let store = self.store.clone();
-        run_blocking("append_blocks", move || write::append(&store, blocks, &deadline)).await
+        run_blocking("append_blocks", move || {
+            write::append(&store, blocks, &deadline).map_err(|e| store.write_failed(e))
+        })
+        .await
     }
 
     async fn truncate_above(&mut self, number: BlockNumber, deadline: Deadline) -> ColdResult<()> {
         let store = self.store.clone();
         run_blocking("truncate_above", move || {
-            write::truncate(&store, number, false, &deadline).map(drop)
+            write::truncate(&store, number, false, &deadline)
+                .map(drop)
+                .map_err(|e| store.write_failed(e))
         })
         .await
     }
 
     async fn set_chain_id(&mut self, id: u64, deadline: Deadline) -> ColdResult<()> {
         let store = self.store.clone();
-        run_blocking("set_chain_id", move || chain_id::set(&store, id, &deadline)).await
+        run_blocking("set_chain_id", move || {
+            chain_id::set(&store, id, &deadline).map_err(|e| store.write_failed(e))
+        })
+        .await
     }
 }
 
@@ -455,7 +463,10 @@ impl ColdBackend for MdbxBackend {
         deadline: Deadline,
     ) -> ColdResult<Vec<DrainedBlock>> {
         let store = self.store.clone();
-        run_blocking("drain_above", move || write::truncate(&store, number, true, &deadline)).await
+        run_blocking("drain_above", move || {
+            write::truncate(&store, number, true, &deadline).map_err(|e| store.write_failed(e))
+        })
+        .await
     }
 }
 

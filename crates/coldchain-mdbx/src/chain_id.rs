@@ -24,7 +24,7 @@ pub(crate) fn read<K: TransactionKind>(view: &View<'_, K>) -> ColdResult<Option<
 /// compare-and-set).
 pub(crate) fn set(store: &Store, chain_id: u64, deadline: &Deadline) -> ColdResult<()> {
     deadline.check()?;
-    let txn = store.env.begin_rw_unsync().cold()?;
+    let txn = store.begin_write()?;
     let view = View::new(&txn, store.tables);
     match read(&view)? {
         Some(stored) if stored == chain_id => Ok(()),

@@ -205,5 +205,5 @@ mod write;
 pub use backend::{DiskUsage, MdbxBackend, TableSize};
 pub use error::MdbxError;
 pub use layout::FORMAT_VERSION;
-pub use store::{MdbxOptions, SyncMode};
+pub use store::{MdbxOptions, SyncMode, on_read_only_media};
 pub use verify::VerifyReport;

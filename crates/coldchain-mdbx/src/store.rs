@@ -5,9 +5,10 @@ use crate::{
     journal::{JOURNAL_KEEP, JOURNAL_MAX},
     layout::{FORMAT_VERSION, MAGIC, META_MAGIC, META_VERSION, table},
 };
+use coldchain::{ColdError, ColdResult};
 use signet_libmdbx::{
-    Database, DatabaseFlags, Environment, EnvironmentFlags, Geometry, Mode, SyncMode as RawSync,
-    WriteFlags, sys::PageSize,
+    Database, DatabaseFlags, Environment, EnvironmentFlags, Geometry, Mode, Rw,
+    SyncMode as RawSync, WriteFlags, sys::PageSize, tx::Tx,
 };
 use std::{
     borrow::Cow,
@@ -45,6 +46,12 @@ pub struct MdbxOptions {
     /// tables (emptied or truncated) is [`MdbxError::ForeignFormat`] naming
     /// it: commands that only read never create an empty store in its place.
     pub create: bool,
+    /// Open the store read-only (MDBX `RDONLY`; default `false`): nothing in
+    /// the directory is created or changed, so a store on read-only media
+    /// (a read-only mount, a snapshot) can be read, and every write answers
+    /// [`coldchain::ColdError::ReadOnly`]. Implies not creating: a missing
+    /// or empty store is an error as with `create: false`.
+    pub read_only: bool,
     /// Largest size the data file may grow to, in bytes (default 4 TiB). The
     /// file grows as needed in steps of [`Self::growth_step`].
     pub max_size: usize,
@@ -89,6 +96,7 @@ impl Default for MdbxOptions {
         Self {
             sync: SyncMode::Durable,
             create: true,
+            read_only: false,
             max_size: 4 << 40,
             growth_step: 16 << 20,
             page_size: 8192,
@@ -150,6 +158,11 @@ pub(crate) struct Store {
     pub(crate) run_fanout: usize,
     /// Level of runs that are not compacted further.
     pub(crate) run_max_level: u8,
+    /// Opened read-only: writes are refused before MDBX sees them.
+    pub(crate) read_only: bool,
+    /// The file's growth step, in bytes: less room than this on the device
+    /// means the next growth fails.
+    pub(crate) growth_step: u64,
     /// Set when index maintenance may have work left (at open, and after a
     /// flush or compaction failed): the next append runs it even if the
     /// journal is not full.
@@ -177,7 +190,8 @@ impl Store {
             return Err(foreign("it is a file, not a directory".into()));
         }
         let data = path.join(DATA_FILE);
-        if !options.create {
+        let create = options.create && !options.read_only;
+        if !create {
             let missing = |reason: String| MdbxError::Missing { path: path.clone(), reason };
             if !path.exists() {
                 return Err(missing("the directory does not exist".into()));
@@ -194,41 +208,21 @@ impl Store {
                 Ok(_) => {}
             }
         }
-        std::fs::create_dir_all(&path).map_err(not_writable)?;
-        if !data.exists() {
-            // Refuse to create a store among someone else's files.
-            let others: Vec<String> = std::fs::read_dir(&path)
-                .map_err(not_writable)?
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| name != LOCK_FILE)
-                .take(3)
-                .collect();
-            if !others.is_empty() {
-                return Err(foreign(format!(
-                    "the directory is not empty and has no {DATA_FILE} (found {})",
-                    others.join(", ")
-                )));
-            }
+        if !options.read_only {
+            prepare_dir(&path, &data)?;
         }
-        // Writability: MDBX would fail too, but with a less helpful message.
-        let probe = path.join(".coldchain-write-probe");
-        std::fs::write(&probe, b"").map_err(not_writable)?;
-        let _ = std::fs::remove_file(&probe);
 
-        let sync_mode = match options.sync {
-            SyncMode::Durable => RawSync::Durable,
-            SyncMode::NoMetaSync => RawSync::NoMetaSync,
-            SyncMode::SafeNoSync => RawSync::SafeNoSync,
+        let mode = match options.sync {
+            _ if options.read_only => Mode::ReadOnly,
+            SyncMode::Durable => Mode::ReadWrite { sync_mode: RawSync::Durable },
+            SyncMode::NoMetaSync => Mode::ReadWrite { sync_mode: RawSync::NoMetaSync },
+            SyncMode::SafeNoSync => Mode::ReadWrite { sync_mode: RawSync::SafeNoSync },
         };
         let growth = isize::try_from(options.growth_step).unwrap_or(isize::MAX);
         let env = Environment::builder()
             .set_max_dbs(table::COUNT + 2)
             .set_max_readers(options.max_readers)
-            .set_flags(EnvironmentFlags {
-                mode: Mode::ReadWrite { sync_mode },
-                ..Default::default()
-            })
+            .set_flags(EnvironmentFlags { mode, ..Default::default() })
             .set_geometry(Geometry {
                 size: Some(0..options.max_size),
                 growth_step: Some(growth),
@@ -243,47 +237,177 @@ impl Store {
                 | signet_libmdbx::MdbxError::BadSignature => {
                     foreign(format!("{DATA_FILE} is not a readable MDBX file ({e})"))
                 }
-                signet_libmdbx::MdbxError::Access | signet_libmdbx::MdbxError::Permission => {
+                signet_libmdbx::MdbxError::Access | signet_libmdbx::MdbxError::Permission
+                    if !options.read_only =>
+                {
                     not_writable(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))
                 }
                 other => MdbxError::Mdbx(other),
             })?;
 
-        let tables = Self::init_tables(&env, &path, options.create)?;
+        let tables = if options.read_only {
+            let txn = env.begin_ro_unsync()?;
+            let tables = init_tables(&txn, &path, None)?;
+            // A read transaction's table handles outlive it once it ends.
+            txn.commit()?;
+            tables
+        } else {
+            let txn = env.begin_rw_unsync()?;
+            let fresh = |name: &str, flags| txn.create_db(Some(name), flags).map_err(Into::into);
+            let tables = init_tables(&txn, &path, create.then_some(&fresh))?;
+            if let Some(fresh) = tables.1 {
+                txn.put(fresh.meta, META_MAGIC, MAGIC, WriteFlags::empty())?;
+                txn.put(
+                    fresh.meta,
+                    META_VERSION,
+                    FORMAT_VERSION.to_be_bytes(),
+                    WriteFlags::empty(),
+                )?;
+            }
+            txn.commit()?;
+            tables
+        };
         let journal_max = options.journal_max.max(options.journal_keep + 1);
         Ok(Arc::new(Self {
             env,
-            tables,
+            tables: tables.0,
             path,
             journal_keep: options.journal_keep,
             journal_max,
             run_fanout: options.run_fanout.max(2),
             run_max_level: options.run_max_level.min(table::LEVELS as u8 - 1),
+            read_only: options.read_only,
+            growth_step: options.growth_step as u64,
             // A process stopped between a flush and its compactions leaves
             // them due: the first append looks.
             maintenance_due: AtomicBool::new(true),
         }))
     }
 
-    /// Creates the tables in an empty store, or checks the format of an
-    /// existing one; returns the table handles.
-    fn init_tables(env: &Environment, path: &Path, create: bool) -> Result<Tables, MdbxError> {
-        let foreign =
-            |reason: String| MdbxError::ForeignFormat { path: path.to_path_buf(), reason };
-        let txn = env.begin_rw_unsync()?;
-        let main = txn.open_db(None)?;
-        // The main table lists the named tables.
-        let mut names = Vec::new();
-        {
-            let mut cursor = txn.cursor(main)?;
-            let mut item = cursor.first::<Cow<'_, [u8]>, ()>()?;
-            while let Some((name, ())) = item {
-                names.push(String::from_utf8_lossy(&name).into_owned());
-                item = cursor.next::<Cow<'_, [u8]>, ()>()?;
-            }
+    /// The error of a failed write, as the caller should see it: an I/O
+    /// failure on a full device is [`ColdError::StorageFull`] naming the
+    /// store (MDBX reports `ENOSPC` as an unknown error code, and a full
+    /// device can also surface as `EIO` or a failure to grow the file).
+    pub(crate) fn write_failed(&self, err: ColdError) -> ColdError {
+        let code = match &err {
+            ColdError::Backend(source) => match source.downcast_ref::<MdbxError>() {
+                Some(MdbxError::Mdbx(e)) => e.to_err_code(),
+                _ => return err,
+            },
+            _ => return err,
+        };
+        let full = match code {
+            ENOSPC | EDQUOT => true,
+            // Other I/O failures while the device has no room for one more
+            // growth step of the file.
+            _ => free_bytes(&self.path).is_some_and(|free| free < self.growth_step),
+        };
+        if full {
+            return ColdError::StorageFull { store: self.path.display().to_string() };
         }
-        let fresh = names.is_empty();
-        if fresh && !create {
+        err
+    }
+
+    /// A write transaction, or [`ColdError::ReadOnly`] on a store opened
+    /// read-only.
+    pub(crate) fn begin_write(&self) -> ColdResult<Tx<Rw>> {
+        if self.read_only {
+            return Err(ColdError::ReadOnly { store: self.path.display().to_string() });
+        }
+        self.env.begin_rw_unsync().map_err(crate::error::raw)
+    }
+}
+
+/// `ENOSPC`: no space left on the device.
+const ENOSPC: i32 = 28;
+/// `EDQUOT`: the user's disk quota is exhausted.
+const EDQUOT: i32 = 122;
+
+/// Bytes available to this user on the file system that holds `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// Creates the store's directory when missing, refuses to create a store
+/// among someone else's files, and checks that the directory is writable.
+fn prepare_dir(path: &Path, data: &Path) -> Result<(), MdbxError> {
+    let not_writable = |source| MdbxError::NotWritable { path: path.to_path_buf(), source };
+    std::fs::create_dir_all(path).map_err(not_writable)?;
+    if !data.exists() {
+        let others: Vec<String> = std::fs::read_dir(path)
+            .map_err(not_writable)?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name != LOCK_FILE)
+            .take(3)
+            .collect();
+        if !others.is_empty() {
+            return Err(MdbxError::ForeignFormat {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the directory is not empty and has no {DATA_FILE} (found {})",
+                    others.join(", ")
+                ),
+            });
+        }
+    }
+    // Writability: MDBX would fail too, but with a less helpful message.
+    let probe = path.join(".coldchain-write-probe");
+    std::fs::write(&probe, b"").map_err(not_writable)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Whether the store directory `path` cannot be written (a read-only mount,
+/// `EROFS`, or a directory this user may not write), so that a command
+/// that only reads should open it read-only. A missing path is not.
+pub fn on_read_only_media(path: &Path) -> bool {
+    let probe = path.join(".coldchain-write-probe");
+    match std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            false
+        }
+        Err(e) => {
+            e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+                || (e.kind() == std::io::ErrorKind::PermissionDenied && path.is_dir())
+        }
+    }
+}
+
+/// The tables of a new store's file, created by `create`: the second
+/// element of [`init_tables`]'s answer.
+type Created = Option<Tables>;
+
+/// Creates a table in a new store's file.
+type CreateTable<'a> = &'a dyn Fn(&str, DatabaseFlags) -> Result<Database, MdbxError>;
+
+/// Checks the format of the store in `txn` and opens its tables; in an
+/// empty file, creates them with `create` (`None`: an empty file is an
+/// error). Returns the tables, and them again when they were just created
+/// (the caller then writes the magic and version).
+fn init_tables<K: signet_libmdbx::TransactionKind>(
+    txn: &Tx<K>,
+    path: &Path,
+    create: Option<CreateTable<'_>>,
+) -> Result<(Tables, Created), MdbxError> {
+    let foreign = |reason: String| MdbxError::ForeignFormat { path: path.to_path_buf(), reason };
+    let main = txn.open_db(None)?;
+    // The main table lists the named tables.
+    let mut names = Vec::new();
+    {
+        let mut cursor = txn.cursor(main)?;
+        let mut item = cursor.first::<Cow<'_, [u8]>, ()>()?;
+        while let Some((name, ())) = item {
+            names.push(String::from_utf8_lossy(&name).into_owned());
+            item = cursor.next::<Cow<'_, [u8]>, ()>()?;
+        }
+    }
+    let fresh = names.is_empty();
+    let create = match create {
+        Some(create) if fresh => Some(create),
+        _ if fresh => {
             // MDBX set up a new database in a file too short to hold one.
             return Err(foreign(format!(
                 "{} holds no coldchain tables (truncated or damaged); restore it from a \
@@ -291,84 +415,79 @@ impl Store {
                 path.join(DATA_FILE).display()
             )));
         }
-        if !fresh {
-            if !names.iter().any(|n| n == table::META) {
-                return Err(foreign(format!(
-                    "it is an MDBX store of another application (tables {})",
-                    names.join(", ")
-                )));
-            }
-            let meta = txn.open_db(Some(table::META))?;
-            let magic: Option<Vec<u8>> = txn.get(meta.dbi(), META_MAGIC)?;
-            if magic.as_deref() != Some(MAGIC) {
-                return Err(foreign("its meta table has no coldchain magic".into()));
-            }
-            let version: Option<[u8; 4]> = txn
-                .get(meta.dbi(), META_VERSION)
-                .map_err(|_| foreign("its format version is malformed".into()))?;
-            let Some(version) = version.map(u32::from_be_bytes) else {
-                return Err(foreign("its meta table has no format version".into()));
-            };
-            if version > FORMAT_VERSION {
-                return Err(MdbxError::NewerVersion {
-                    path: path.to_path_buf(),
-                    found: version,
-                    supported: FORMAT_VERSION,
-                });
-            }
-            if version < FORMAT_VERSION {
-                return Err(MdbxError::OlderVersion {
-                    path: path.to_path_buf(),
-                    found: version,
-                    supported: FORMAT_VERSION,
-                });
-            }
+        _ => None,
+    };
+    if !fresh {
+        if !names.iter().any(|n| n == table::META) {
+            return Err(foreign(format!(
+                "it is an MDBX store of another application (tables {})",
+                names.join(", ")
+            )));
         }
-        let open = |name: &str| -> Result<Database, MdbxError> {
-            let flags = if table::TX_HASHES.contains(&name) {
-                DatabaseFlags::DUP_SORT | DatabaseFlags::DUP_FIXED
-            } else {
-                DatabaseFlags::empty()
-            };
-            Ok(if fresh {
-                txn.create_db(Some(name), flags)?
-            } else {
-                txn.open_db(Some(name)).map_err(|e| match e {
-                    signet_libmdbx::MdbxError::NotFound => {
-                        foreign(format!("table `{name}` is missing"))
-                    }
-                    other => MdbxError::Mdbx(other),
-                })?
-            })
-        };
-        let per_level =
-            |names: &[&str; table::LEVELS]| -> Result<[Database; table::LEVELS], MdbxError> {
-                let mut out = Vec::with_capacity(table::LEVELS);
-                for name in names {
-                    out.push(open(name)?);
-                }
-                out.try_into().map_err(|_| MdbxError::Corrupt("table count".into()))
-            };
-        let tables = Tables {
-            meta: open(table::META)?,
-            headers: open(table::HEADERS)?,
-            block_extras: open(table::BLOCK_EXTRAS)?,
-            block_hashes: open(table::BLOCK_HASHES)?,
-            block_txs: open(table::BLOCK_TXS)?,
-            tx_blocks: open(table::TX_BLOCKS)?,
-            transactions: open(table::TRANSACTIONS)?,
-            receipts: open(table::RECEIPTS)?,
-            tx_hashes: per_level(&table::TX_HASHES)?,
-            log_index: per_level(&table::LOG_INDEX)?,
-            journal: open(table::JOURNAL)?,
-            receipt_blooms: open(table::RECEIPT_BLOOMS)?,
-            runs: open(table::RUNS)?,
-        };
-        if fresh {
-            txn.put(tables.meta, META_MAGIC, MAGIC, WriteFlags::empty())?;
-            txn.put(tables.meta, META_VERSION, FORMAT_VERSION.to_be_bytes(), WriteFlags::empty())?;
+        let meta = txn.open_db(Some(table::META))?;
+        let magic: Option<Vec<u8>> = txn.get(meta.dbi(), META_MAGIC)?;
+        if magic.as_deref() != Some(MAGIC) {
+            return Err(foreign("its meta table has no coldchain magic".into()));
         }
-        txn.commit()?;
-        Ok(tables)
+        let version: Option<[u8; 4]> = txn
+            .get(meta.dbi(), META_VERSION)
+            .map_err(|_| foreign("its format version is malformed".into()))?;
+        let Some(version) = version.map(u32::from_be_bytes) else {
+            return Err(foreign("its meta table has no format version".into()));
+        };
+        if version > FORMAT_VERSION {
+            return Err(MdbxError::NewerVersion {
+                path: path.to_path_buf(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if version < FORMAT_VERSION {
+            return Err(MdbxError::OlderVersion {
+                path: path.to_path_buf(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
     }
+    let open = |name: &str| -> Result<Database, MdbxError> {
+        let flags = if table::TX_HASHES.contains(&name) {
+            DatabaseFlags::DUP_SORT | DatabaseFlags::DUP_FIXED
+        } else {
+            DatabaseFlags::empty()
+        };
+        match create {
+            Some(create) => create(name, flags),
+            None => txn.open_db(Some(name)).map_err(|e| match e {
+                signet_libmdbx::MdbxError::NotFound => {
+                    foreign(format!("table `{name}` is missing"))
+                }
+                other => MdbxError::Mdbx(other),
+            }),
+        }
+    };
+    let per_level =
+        |names: &[&str; table::LEVELS]| -> Result<[Database; table::LEVELS], MdbxError> {
+            let mut out = Vec::with_capacity(table::LEVELS);
+            for name in names {
+                out.push(open(name)?);
+            }
+            out.try_into().map_err(|_| MdbxError::Corrupt("table count".into()))
+        };
+    let tables = Tables {
+        meta: open(table::META)?,
+        headers: open(table::HEADERS)?,
+        block_extras: open(table::BLOCK_EXTRAS)?,
+        block_hashes: open(table::BLOCK_HASHES)?,
+        block_txs: open(table::BLOCK_TXS)?,
+        tx_blocks: open(table::TX_BLOCKS)?,
+        transactions: open(table::TRANSACTIONS)?,
+        receipts: open(table::RECEIPTS)?,
+        tx_hashes: per_level(&table::TX_HASHES)?,
+        log_index: per_level(&table::LOG_INDEX)?,
+        journal: open(table::JOURNAL)?,
+        receipt_blooms: open(table::RECEIPT_BLOOMS)?,
+        runs: open(table::RUNS)?,
+    };
+    Ok((tables, create.is_some().then_some(tables)))
 }

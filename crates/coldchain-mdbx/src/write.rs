@@ -42,7 +42,7 @@ pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline)
     }
     deadline.check()?;
     let t = store.tables;
-    let txn = store.env.begin_rw_unsync().cold()?;
+    let txn = store.begin_write()?;
     let view = View::new(&txn, t);
     let tip = view.tip()?;
     check_contiguous(tip, &blocks)?;
@@ -149,14 +149,14 @@ pub(crate) fn append(store: &Store, blocks: Vec<BlockData>, deadline: &Deadline)
 /// runs while some are due; each step is one write transaction.
 fn maintain(store: &Store, deadline: &Deadline) -> ColdResult<()> {
     let t = store.tables;
-    let txn = store.env.begin_rw_unsync().cold()?;
+    let txn = store.begin_write()?;
     let len = txn.db_stat(&t.journal).cold()?.entries() as u64;
     if len >= store.journal_max {
         runs::flush_journal(&txn, store, len - store.journal_keep, deadline)?;
     }
     txn.commit().cold()?;
     loop {
-        let txn = store.env.begin_rw_unsync().cold()?;
+        let txn = store.begin_write()?;
         let all = View::new(&txn, t).runs()?;
         let Some(inputs) = runs::due(&all, store.run_fanout, store.run_max_level) else {
             return Ok(());
@@ -249,7 +249,7 @@ pub(crate) fn truncate(
 ) -> ColdResult<Vec<DrainedBlock>> {
     deadline.check()?;
     let t = store.tables;
-    let txn = store.env.begin_rw_unsync().cold()?;
+    let txn = store.begin_write()?;
     let view = View::new(&txn, t);
     let Some(tip) = view.tip()? else { return Ok(Vec::new()) };
     if number >= tip.number {

@@ -165,3 +165,76 @@ async fn verify_finds_damage() {
     assert!(text.contains("index lacks it"), "{text}");
     assert!(text.contains("tx_hashes"), "{text}");
 }
+
+/// Mounts a read-only bind of `src` for the test's life (root only: a
+/// read-only mount is what stops root, for whom file modes do not).
+struct ReadOnlyMount(std::path::PathBuf);
+
+impl ReadOnlyMount {
+    fn new(src: &std::path::Path, dst: &std::path::Path) -> Option<Self> {
+        std::fs::create_dir_all(dst).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["--bind", "-o", "ro"])
+            .arg(src)
+            .arg(dst)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true: a read-only bind mount is required (run as root)"
+            );
+            eprintln!("SKIPPED: cannot bind-mount read-only (not root?)");
+            return None;
+        }
+        Some(Self(dst.to_path_buf()))
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_store_serves_reads_and_refuses_writes() {
+    let dir = TempDir::new().unwrap();
+    let src = dir.path().join("store");
+    let blocks = test_chain_with(0, 8, B256::ZERO, 3, SHAPE);
+    {
+        let mut b = MdbxBackend::open(&src, MdbxOptions::for_tests()).unwrap();
+        b.append_blocks(blocks[..6].to_vec(), d()).await.unwrap();
+    }
+    let Some(mount) = ReadOnlyMount::new(&src, &dir.path().join("ro")) else { return };
+    assert!(coldchain_mdbx::on_read_only_media(&mount.0));
+    assert!(!coldchain_mdbx::on_read_only_media(&src));
+    // Opened for writing, the mount is refused with a clear error.
+    let err =
+        MdbxBackend::open(&mount.0, MdbxOptions { create: false, ..MdbxOptions::for_tests() })
+            .unwrap_err();
+    assert!(matches!(err, MdbxError::NotWritable { .. }), "{err}");
+    let options = MdbxOptions { read_only: true, ..MdbxOptions::for_tests() };
+    let mut b = MdbxBackend::open(&mount.0, options).unwrap();
+    assert_eq!(b.tip(d()).await.unwrap(), Some(blocks[5].num_hash()));
+    let logs = b.get_logs(&LogFilter::range(0, 5), usize::MAX, d()).await.unwrap();
+    assert!(!logs.is_empty());
+    assert!(b.verify().unwrap().is_ok());
+    let store = mount.0.display().to_string();
+    let read_only = |err: ColdError| {
+        assert!(matches!(&err, ColdError::ReadOnly { store: s } if *s == store), "{err:?}");
+        assert!(err.to_string().contains("read-only"), "{err}");
+    };
+    read_only(b.append_blocks(blocks[6..].to_vec(), d()).await.unwrap_err());
+    read_only(b.truncate_above(2, d()).await.unwrap_err());
+    read_only(b.set_chain_id(1, d()).await.unwrap_err());
+    assert_eq!(b.tip(d()).await.unwrap(), Some(blocks[5].num_hash()));
+    drop(b);
+    drop(mount);
+    // Read-only also on writable media: nothing is created.
+    let missing = dir.path().join("missing");
+    let options = MdbxOptions { read_only: true, ..MdbxOptions::for_tests() };
+    let err = MdbxBackend::open(&missing, options).unwrap_err();
+    assert!(matches!(err, MdbxError::Missing { .. }), "{err}");
+    assert!(!missing.exists());
+}

@@ -20,19 +20,25 @@ const READ: &str = "SELECT chain_id FROM coldchain.meta";
 /// one that waited re-reads the committed row.
 const SET: &str = "UPDATE coldchain.meta SET chain_id = COALESCE(chain_id, $1) RETURNING chain_id";
 
-/// Adds `meta.chain_id` if the database lacks it; inside the migration
-/// transaction (under its advisory lock). Looks first, so that an open
-/// takes no table lock when the column is there.
-pub(crate) async fn add_column(txn: &tokio_postgres::Transaction<'_>) -> Result<(), PgError> {
-    let present = txn
+/// Whether `meta.chain_id` exists.
+pub(crate) async fn has_column(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<bool, PgError> {
+    Ok(client
         .query_opt(
             "SELECT 1 FROM information_schema.columns WHERE table_schema = 'coldchain' \
              AND table_name = 'meta' AND column_name = 'chain_id'",
             &[],
         )
         .await?
-        .is_some();
-    if !present {
+        .is_some())
+}
+
+/// Adds `meta.chain_id` if the database lacks it; inside the migration
+/// transaction (under its advisory lock). Looks first, so that an open
+/// takes no table lock when the column is there.
+pub(crate) async fn add_column(txn: &tokio_postgres::Transaction<'_>) -> Result<(), PgError> {
+    if !has_column(txn).await? {
         txn.batch_execute("ALTER TABLE coldchain.meta ADD COLUMN chain_id bigint").await?;
     }
     Ok(())

@@ -26,9 +26,10 @@ pub enum PgError {
     /// credentials, pool timeout).
     #[error("cannot get a PostgreSQL connection: {0}")]
     Connect(String),
-    /// A statement failed.
-    #[error("PostgreSQL error: {0}")]
-    Db(#[from] tokio_postgres::Error),
+    /// A statement failed (the message is the server's, with its
+    /// SQLSTATE, or the driver's with its cause).
+    #[error("PostgreSQL: {}", describe(.0))]
+    Db(tokio_postgres::Error),
     /// The database holds a schema written by a newer coldchain.
     #[error(
         "the database holds coldchain schema version {found}, but this build knows versions up \
@@ -39,6 +40,19 @@ pub enum PgError {
         /// The version found in `coldchain.schema_version`.
         found: i32,
         /// The newest version this build can apply and read.
+        supported: i32,
+    },
+    /// A read-only open found no coldchain schema, or one that must be
+    /// migrated first.
+    #[error(
+        "the database holds coldchain schema version {found} (0: none), and this build reads \
+         version {supported}; a read-only open changes nothing: open it once for writing (for \
+         example `coldchain import`) to create or migrate the schema"
+    )]
+    NeedsMigration {
+        /// The version found (0 when there is no coldchain schema).
+        found: i32,
+        /// The version this build reads.
         supported: i32,
     },
     /// The database holds blocks written before schema version 3 whose
@@ -69,6 +83,38 @@ pub enum PgError {
     Timeout(&'static str),
 }
 
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+/// A driver error in one clause: the server's message and SQLSTATE (the
+/// driver's own text is only "db error"), or the driver's text and causes.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut out = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            out.push_str(&format!("; {detail}"));
+        }
+        if let Some(hint) = db.hint() {
+            out.push_str(&format!("; {hint}"));
+        }
+        return out;
+    }
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 impl PgError {
     /// The SQLSTATE of a database error, if any.
     pub fn sql_state(&self) -> Option<&SqlState> {
@@ -92,6 +138,12 @@ impl From<PgError> for ColdError {
 pub(crate) fn db_err(e: tokio_postgres::Error, deadline: &Deadline) -> ColdError {
     if e.code() == Some(&SqlState::QUERY_CANCELED) || deadline.is_expired() {
         return ColdError::Timeout { op: deadline.op() };
+    }
+    if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
+        // A replica, or a role whose sessions are read-only.
+        return ColdError::ReadOnly {
+            store: "the PostgreSQL database (a read-only session)".into(),
+        };
     }
     ColdError::backend(PgError::Db(e))
 }

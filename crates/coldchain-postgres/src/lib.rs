@@ -192,6 +192,12 @@ pub struct PgOptions {
     /// with their actual values, so fresh statistics decide between the
     /// indexes after bulk loads.
     pub auto_analyze: bool,
+    /// Open the database read-only (default `false`): every session runs
+    /// with `default_transaction_read_only`, nothing is migrated (a schema
+    /// older than [`SCHEMA_VERSION`] is an error), no background upkeep
+    /// runs, and every write answers [`ColdError::ReadOnly`]. For a replica
+    /// (hot standby) or a role that may only read.
+    pub read_only: bool,
 }
 
 impl Default for PgOptions {
@@ -202,6 +208,7 @@ impl Default for PgOptions {
             tip_poll_interval: Duration::from_secs(1),
             stream_batch: 2048,
             auto_analyze: true,
+            read_only: false,
         }
     }
 }
@@ -254,12 +261,24 @@ impl PostgresBackend {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
+        if options.read_only {
+            let read_only = "-c default_transaction_read_only=on";
+            let options = match config.get_options() {
+                Some(given) => format!("{given} {read_only}"),
+                None => read_only.to_owned(),
+            };
+            config.options(&options);
+        }
         let setup = async {
             let (mut client, connection) = config.connect(NoTls).await?;
             let driver = tokio::spawn(async move {
                 let _ = connection.await;
             });
-            let result = schema::migrate(&mut client).await;
+            let result = if options.read_only {
+                schema::check(&client).await
+            } else {
+                schema::migrate(&mut client).await
+            };
             drop(client);
             let _ = driver.await;
             result
@@ -301,13 +320,31 @@ impl PostgresBackend {
         };
         // Merge what a previous process may have left in the GIN pending
         // list (an import that exited right after its last append).
-        backend.inner.upkeep.request(&backend.inner.pool, &backend.inner.stop);
+        if !backend.inner.options.read_only {
+            backend.inner.upkeep.request(&backend.inner.pool, &backend.inner.stop);
+        }
         Ok(backend)
     }
 
     /// The options in force.
     pub fn options(&self) -> &PgOptions {
         &self.inner.options
+    }
+
+    /// [`ColdError::ReadOnly`] when the backend was opened read-only: the
+    /// check at the start of every write.
+    pub(crate) fn check_writable(&self) -> ColdResult<()> {
+        if !self.inner.options.read_only {
+            return Ok(());
+        }
+        let c = &self.inner.config;
+        let db = c.get_dbname().unwrap_or("postgres");
+        let host = match c.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".to_owned(),
+        };
+        Err(ColdError::ReadOnly { store: format!("PostgreSQL database {db} on {host}") })
     }
 
     async fn admin_client(&self, what: &'static str) -> Result<deadpool_postgres::Object, PgError> {
@@ -525,14 +562,17 @@ impl ColdWrite for PostgresBackend {
         blocks: Vec<BlockData>,
         deadline: Deadline,
     ) -> ColdResult<()> {
+        self.check_writable()?;
         Box::pin(self.write_append(blocks, &deadline)).await
     }
 
     async fn truncate_above(&mut self, number: BlockNumber, deadline: Deadline) -> ColdResult<()> {
+        self.check_writable()?;
         Box::pin(self.write_truncate(number, false, &deadline)).await.map(drop)
     }
 
     async fn set_chain_id(&mut self, chain_id: u64, deadline: Deadline) -> ColdResult<()> {
+        self.check_writable()?;
         Box::pin(self.write_chain_id(chain_id, &deadline)).await
     }
 }
@@ -543,6 +583,7 @@ impl ColdBackend for PostgresBackend {
         number: BlockNumber,
         deadline: Deadline,
     ) -> ColdResult<Vec<DrainedBlock>> {
+        self.check_writable()?;
         Box::pin(self.write_truncate(number, true, &deadline)).await
     }
 }

@@ -202,6 +202,29 @@ async fn fill_extras(txn: &Transaction<'_>, found: i32) -> Result<(), PgError> {
     Ok(())
 }
 
+/// Checks, without changing anything, that the schema is the one this
+/// build reads (for a read-only open); returns its version.
+pub(crate) async fn check(client: &Client) -> Result<i32, PgError> {
+    let exists = client
+        .query_one("SELECT to_regclass('coldchain.schema_version') IS NOT NULL", &[])
+        .await?
+        .try_get::<_, bool>(0)?;
+    let current = if exists {
+        let row =
+            client.query_one("SELECT max(version) FROM coldchain.schema_version", &[]).await?;
+        row.try_get::<_, Option<i32>>(0)?.unwrap_or(0)
+    } else {
+        0
+    };
+    if current > SCHEMA_VERSION {
+        return Err(PgError::NewerSchema { found: current, supported: SCHEMA_VERSION });
+    }
+    if current < SCHEMA_VERSION || !crate::chain_id::has_column(client).await? {
+        return Err(PgError::NeedsMigration { found: current, supported: SCHEMA_VERSION });
+    }
+    Ok(current)
+}
+
 /// Creates or upgrades the schema; returns the version now in force.
 pub(crate) async fn migrate(client: &mut Client) -> Result<i32, PgError> {
     let txn = client.transaction().await?;

@@ -250,3 +250,57 @@ async fn version_2_with_lost_uncles_or_withdrawals_is_refused() {
         .unwrap();
     assert!(columns.is_empty());
 }
+
+/// A read-only open changes nothing: no schema is created or migrated,
+/// reads work, and every write (through the backend, or a statement in its
+/// sessions) is [`coldchain::ColdError::ReadOnly`]. Errors of the server
+/// read as one clause, with the SQLSTATE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_open_reads_and_refuses_writes() {
+    use coldchain::{ColdError, ColdRead, ColdWrite, Deadline, testing::test_chain};
+    if !server_available("a_read_only_open_reads_and_refuses_writes").await {
+        return;
+    }
+    let d = || Deadline::after("test", std::time::Duration::from_secs(30));
+    let read_only = PgOptions { read_only: true, ..PgOptions::default() };
+    let db = TestDb::create().await;
+    // No schema: nothing is created.
+    let err = PostgresBackend::open(&db.url, read_only.clone()).await.unwrap_err();
+    assert!(matches!(err, PgError::NeedsMigration { found: 0, .. }), "{err:?}");
+    assert!(err.to_string().contains("open it once for writing"), "{err}");
+    let client = db.client().await;
+    let schema = client
+        .query_one("SELECT count(*) FROM pg_namespace WHERE nspname = 'coldchain'", &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(schema, 0, "a read-only open created the schema");
+
+    let blocks = test_chain(0, 6, alloy::primitives::B256::ZERO, 3);
+    let mut writer = db.open().await;
+    writer.append_blocks(blocks[..4].to_vec(), d()).await.unwrap();
+    let mut b = PostgresBackend::open(&db.url, read_only).await.unwrap();
+    assert_eq!(b.tip(d()).await.unwrap(), Some(blocks[3].num_hash()));
+    let refused = |err: ColdError| {
+        assert!(matches!(err, ColdError::ReadOnly { .. }), "{err:?}");
+        assert!(err.to_string().contains(&db.name), "{err}");
+    };
+    refused(b.append_blocks(blocks[4..].to_vec(), d()).await.unwrap_err());
+    refused(b.truncate_above(1, d()).await.unwrap_err());
+    refused(b.set_chain_id(1, d()).await.unwrap_err());
+    assert_eq!(b.tip(d()).await.unwrap(), Some(blocks[3].num_hash()));
+
+    // Its sessions are read-only: a statement that writes fails with the
+    // server's message, said once.
+    let (ro, conn) = tokio_postgres::connect(
+        &format!("{}?options=-c%20default_transaction_read_only%3Don", db.url),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let err = PgError::from(ro.batch_execute("DELETE FROM coldchain.blocks").await.unwrap_err());
+    let text = ColdError::backend(err).to_string();
+    assert!(text.contains("read-only transaction (SQLSTATE 25006)"), "{text}");
+    assert_eq!(text.matches("error").count(), 1, "{text}");
+}

@@ -114,6 +114,24 @@ pub enum ColdError {
         /// The chain id that was offered.
         given: u64,
     },
+    /// A write reached a store opened read-only (for example on read-only
+    /// media); nothing was written.
+    #[error(
+        "the store {store} is open read-only: the write was refused; open it for writing to change it"
+    )]
+    ReadOnly {
+        /// The store (its path, or a redacted URL).
+        store: String,
+    },
+    /// The device that holds the store is full; nothing of the failed write
+    /// was stored (writes are atomic).
+    #[error(
+        "no space left on the device that holds {store}; free space or move the store, then retry"
+    )]
+    StorageFull {
+        /// The store (its path, or a redacted URL).
+        store: String,
+    },
     /// Stored bytes could not be decoded.
     #[error("corrupt or unsupported stored data: {0}")]
     Codec(#[from] crate::codec::CodecError),
@@ -168,6 +186,8 @@ impl ColdError {
             Self::Panicked { .. } => "panic",
             Self::EarlierWriteFailed { .. } => "earlier_write_failed",
             Self::ChainIdMismatch { .. } => "chain_id_mismatch",
+            Self::ReadOnly { .. } => "read_only",
+            Self::StorageFull { .. } => "storage_full",
             Self::Codec(_) => "codec",
             Self::Verify(_) => "verify",
             Self::Backend(_) => "backend",

@@ -43,8 +43,8 @@
 use super::{
     ImportError, ImportStats,
     pipeline::{
-        Chunk, ChunkResult, Writer, default_workers, ordered, progress_bar, queue_capacity,
-        run_parallel,
+        Chunk, ChunkResult, Skipped, Writer, default_workers, ordered, progress_bar,
+        queue_capacity, run_parallel,
     },
 };
 use crate::store::StoreSpec;
@@ -339,15 +339,18 @@ fn parse_lines(
 ) -> ChunkResult {
     let mut blocks = Vec::with_capacity(lines.len());
     let mut numbers = Vec::with_capacity(lines.len());
-    let mut skipped = 0;
+    let mut skipped = Vec::new();
     let chunk_origin = path.display().to_string();
     for (i, line) in lines.iter().enumerate() {
         let origin = || format!("{} line {}", path.display(), first_line + i as u64);
         let parsed = match skip_below {
             Some(tip) => match serde_json::from_slice::<Peek>(line) {
                 Ok(peek) if peek.block.number.to::<u64>() < tip => {
-                    let _ = peek.block.hash;
-                    skipped += 1;
+                    skipped.push(Skipped {
+                        number: peek.block.number.to(),
+                        hash: peek.block.hash,
+                        line: Some(first_line + i as u64),
+                    });
                     continue;
                 }
                 Ok(_) => parse_line(line).map_err(|e| e.at(origin())),

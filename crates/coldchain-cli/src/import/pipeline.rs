@@ -30,7 +30,10 @@
 //! then that write's error is the one reported.
 
 use super::error::ImportError;
-use alloy::{eips::BlockNumHash, primitives::BlockNumber};
+use alloy::{
+    eips::BlockNumHash,
+    primitives::{B256, BlockNumber},
+};
 use coldchain::{BlockData, ColdBackend, ColdError, ColdStorage, PendingWrite};
 use futures::{Stream, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -55,12 +58,28 @@ pub struct Chunk {
     /// The line of each block in `origin`, for sources made of lines
     /// (empty otherwise): errors then name `FILE line N` exactly.
     pub lines: Vec<u64>,
-    /// Blocks of the source the worker skipped as already stored.
-    pub skipped: u64,
+    /// Blocks of the source the worker skipped as already stored (below
+    /// the store's tip); the writer compares their hashes with the store's.
+    pub skipped: Vec<Skipped>,
     /// Why the source stops after `blocks`: the next block failed a check
     /// (or could not be read). The blocks before it are written first.
     pub error: Option<ImportError>,
 }
+
+/// A block of the source that the store already holds: only its number
+/// and hash were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    /// The block number.
+    pub number: BlockNumber,
+    /// The source's hash of it.
+    pub hash: B256,
+    /// Its line in the chunk's origin, for sources made of lines.
+    pub line: Option<u64>,
+}
+
+/// Stored blocks compared at once (reads in flight) with skipped ones.
+const COMPARE_IN_FLIGHT: usize = 16;
 
 impl Chunk {
     /// The blocks verified before a failure, and the failure.
@@ -68,7 +87,7 @@ impl Chunk {
         blocks: Vec<BlockData>,
         progress: u64,
         origin: String,
-        skipped: u64,
+        skipped: Vec<Skipped>,
         error: ImportError,
     ) -> Self {
         Self { blocks, progress, origin, skipped, error: Some(error), lines: Vec::new() }
@@ -377,7 +396,8 @@ impl<'h, B: ColdBackend> Writer<'h, B> {
     /// Accepts the blocks of one chunk.
     pub async fn push_chunk(&mut self, chunk: Chunk) -> Result<(), ImportError> {
         let Chunk { blocks, progress, origin, skipped, error: _, lines } = chunk;
-        self.stats.skipped += skipped;
+        self.check_stored(&skipped, &origin).await?;
+        self.stats.skipped += skipped.len() as u64;
         for (i, block) in blocks.into_iter().enumerate() {
             match lines.get(i) {
                 Some(line) => self.push(block, &format!("{origin} line {line}")).await?,
@@ -388,6 +408,36 @@ impl<'h, B: ColdBackend> Writer<'h, B> {
         if self.pending.is_empty() && self.inflight.is_empty() {
             // Everything of this chunk was skipped or already written.
             self.bar.set_position(progress);
+        }
+        Ok(())
+    }
+
+    /// Checks that the store holds the blocks the source skipped: a source
+    /// of another chain whose blocks all lie below the store's tip is
+    /// refused rather than counted as "already stored". Blocks below the
+    /// store's first block are not compared.
+    pub async fn check_stored(&self, skipped: &[Skipped], origin: &str) -> Result<(), ImportError> {
+        let handle = self.handle;
+        let mut stored = futures::stream::iter(skipped.iter().copied())
+            .map(|s| async move { (s, handle.header(s.number).await) })
+            .buffered(COMPARE_IN_FLIGHT);
+        while let Some((skipped, header)) = stored.next().await {
+            let header = header.map_err(|e| {
+                ImportError::store(format!("reading block {} to compare it", skipped.number), e)
+            })?;
+            if let Some(header) = header
+                && header.hash() != skipped.hash
+            {
+                return Err(ImportError::Diverged {
+                    origin: match skipped.line {
+                        Some(line) => format!("{origin} line {line}"),
+                        None => origin.to_owned(),
+                    },
+                    number: skipped.number,
+                    store_hash: header.hash(),
+                    source_hash: skipped.hash,
+                });
+            }
         }
         Ok(())
     }

@@ -7,10 +7,10 @@
 use super::{
     ImportError, ImportStats,
     era1::{self, Era1ImportArgs, types},
-    export::{JsonlExportArgs, export_jsonl},
     jsonl::{JsonlImportArgs, import_jsonl},
     rpc::{RpcRange, import_rpc},
 };
+use crate::export::{JsonlExportArgs, export_jsonl};
 use crate::store::StoreSpec;
 use alloy::{
     consensus::{
@@ -599,6 +599,7 @@ fn export_args(file: &Path) -> JsonlExportArgs {
         from: None,
         to: None,
         concurrency: 4,
+        read_only: false,
     }
 }
 
@@ -901,10 +902,23 @@ async fn jsonl_refuses_gaps_other_chains_and_bad_lines() {
     assert!(err.to_string().starts_with(&format!("{} line 6:", path.display())), "{err}");
     let tip = target.tip().await.unwrap().unwrap().number;
     assert_eq!(tip, 1_000_004, "the blocks before the gap are written");
-    // A store on another chain.
+    // A store on another chain: the first block it holds differs.
     let other = mem_with(chain(1_000_000, 3, B256::ZERO, 1)).await;
     let err = import_file(&other, &jsonl_import_args(&file)).await.unwrap_err();
-    assert!(matches!(err, ImportError::Diverged { number: 1_000_002, .. }), "{err}");
+    assert!(matches!(err, ImportError::Diverged { number: 1_000_000, .. }), "{err}");
+    // A store of another chain whose tip lies above the whole file: the
+    // overlapping blocks are compared, not counted as "already stored".
+    let above = chain(1_000_000, 40, B256::ZERO, 2);
+    let store_hash = above[0].hash();
+    let other = mem_with(above).await;
+    let err = import_file(&other, &jsonl_import_args(&file)).await.unwrap_err();
+    assert!(
+        matches!(err, ImportError::Diverged { number: 1_000_000, store_hash: s, .. } if s == store_hash),
+        "{err}"
+    );
+    let text = says_once(&err);
+    assert!(text.contains(&format!("{} line 1: block 1000000 has hash", file.display())), "{text}");
+    assert_eq!(other.tip().await.unwrap().unwrap().number, 1_000_039, "nothing changed");
     // An empty file.
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, "").unwrap();
@@ -1033,6 +1047,17 @@ async fn era1_imports_verify_recover_senders_and_round_trip_through_jsonl() {
     // One network per directory.
     let err = era1::list_files(&era1_dir()).unwrap_err();
     assert!(err.to_string().contains("is a mainnet archive but"), "{err}");
+    // A store of another chain above the whole archive: the file's last
+    // block is compared, not counted as "already stored".
+    let other = mem_with(chain(0, 8300, B256::ZERO, 3)).await;
+    let args = Era1ImportArgs { chain_id: Some(1), ..era1_args(era1_dir().join(MAINNET_0)) };
+    let err = import_era1(&other, &args).await.unwrap_err();
+    assert!(matches!(err, ImportError::Diverged { number: 8191, .. }), "{err}");
+    says_once(&err);
+    // Below the tip inside the archive: each skipped block is compared.
+    let other = mem_with(chain(0, 300, B256::ZERO, 3)).await;
+    let err = import_era1(&other, &args).await.unwrap_err();
+    assert!(matches!(err, ImportError::Diverged { number: 0, .. }), "{err}");
     // The checksum list refuses a file it does not list correctly.
     let list = dir.path().join("list.txt");
     std::fs::write(&list, format!("{}  {SEPOLIA_21}\n", "00".repeat(32))).unwrap();
@@ -1314,6 +1339,24 @@ async fn era1_corruptions_stop_right_before_the_bad_block_naming_block_and_field
     }
 }
 
+/// A truncated archive says so, wherever it was cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_era1_file_says_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(era1_dir().join(SEPOLIA_21)).unwrap();
+    for cut in [bytes.len() - 1, bytes.len() - 20_000, bytes.len() / 2, 100] {
+        let path = dir.path().join("cut.era1");
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let args = Era1ImportArgs { chain_id: Some(11_155_111), ..era1_args(path) };
+        let target = mem_with(vec![]).await;
+        let err = import_era1(&target, &args).await.unwrap_err();
+        let text = says_once(&err);
+        assert!(text.contains("cut.era1: the file is truncated"), "cut at {cut}: {text}");
+        assert!(!text.contains("block index counts"), "{text}");
+        assert!(target.tip().await.unwrap().is_none());
+    }
+}
+
 /// A bad receipt in block 175223 keeps the blocks before it with write
 /// batches of 100 and 1000.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1447,4 +1490,12 @@ async fn a_panicking_worker_reports_its_message() {
         }
         other => panic!("expected Panicked, got {other:?}"),
     }
+}
+
+/// The message `coldchain` prints for `err` (the error and its causes),
+/// checked to say each clause once ([`crate::assert_no_repeated_clause`]).
+fn says_once(err: &ImportError) -> String {
+    let text = crate::causes(err);
+    crate::assert_no_repeated_clause(&text);
+    text
 }

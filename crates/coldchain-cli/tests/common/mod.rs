@@ -1,6 +1,8 @@
 //! Helpers for tests that run the `coldchain` binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod clauses;
+
 use serde_json::Value;
 use std::{
     io::{BufRead, BufReader},

@@ -607,21 +607,28 @@ async fn fetch_chunk(node: Arc<Node>, from: u64, count: u64, progress: u64) -> C
     tokio::task::spawn_blocking(move || {
         let mut blocks = Vec::with_capacity(raw.len());
         for (block, ommers, receipts) in raw {
-            let n = block.header.inner.number;
+            // Both errors name the block: the origin is the node alone.
             let checked = block_from_rpc_with_ommers(block, ommers, receipts)
-                .map_err(|e| ImportError::convert(format!("block {n} from {url}"), e))
+                .map_err(|e| ImportError::convert(url.clone(), e))
                 .and_then(|data| {
                     coldchain::verify::verify_block(&data)
-                        .map_err(|e| ImportError::verify(format!("block {n} from {url}"), e))?;
+                        .map_err(|e| ImportError::verify(url.clone(), e))?;
                     Ok(data)
                 });
             match checked {
                 Ok(data) => blocks.push(data),
                 // The blocks before it are verified: they are written first.
-                Err(e) => return Ok(Chunk::failed_after(blocks, progress, url, 0, e)),
+                Err(e) => return Ok(Chunk::failed_after(blocks, progress, url, Vec::new(), e)),
             }
         }
-        Ok(Chunk { blocks, progress, origin: url, skipped: 0, error: None, lines: Vec::new() })
+        Ok(Chunk {
+            blocks,
+            progress,
+            origin: url,
+            skipped: Vec::new(),
+            error: None,
+            lines: Vec::new(),
+        })
     })
     .await
     .map_err(|e| ImportError::Panicked(e.to_string()))?

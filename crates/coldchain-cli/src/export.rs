@@ -1,5 +1,5 @@
 //! `coldchain export jsonl FILE [--from N] [--to M]`: writes a store's blocks
-//! as JSON lines (the format of [`super::jsonl`]).
+//! as JSON lines (the format of [`crate::import::jsonl`]).
 //!
 //! Each line is `{"block": .., "receipts": [..]}` with the objects built by
 //! `coldchain_rpc::convert` ([`block_json`] with full transactions,
@@ -14,7 +14,7 @@
 //! and written in order to `FILE.partial`, which is renamed to `FILE` once
 //! complete (an interrupted export leaves no file that looks whole).
 
-use super::{ImportError, ImportStats, pipeline::progress_bar};
+use crate::import::{ImportError, ImportStats, pipeline::progress_bar};
 use crate::store::{OnBackend, StoreSpec, run_on};
 use alloy::{primitives::BlockNumber, rpc::types::TransactionReceipt};
 use coldchain::{BlockExtras, ColdBackend, ColdStorage, RecoveredTx, SealedHeader, StoredReceipt};
@@ -58,6 +58,10 @@ pub struct JsonlExportArgs {
     /// Blocks read from the store at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Open the store read-only (chosen by itself for an embedded store
+    /// whose directory cannot be written).
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// Runs `coldchain export`.
@@ -74,6 +78,10 @@ struct ExportJsonl(JsonlExportArgs);
 
 impl OnBackend for ExportJsonl {
     type Output = ();
+
+    fn read_only(&self) -> bool {
+        self.0.read_only
+    }
 
     async fn run<B: ColdBackend>(self, backend: B, store: &StoreSpec) -> Result<()> {
         let handle = ColdStorage::new(backend).await?;
