@@ -1044,3 +1044,33 @@ async fn c14_a_stale_tip_observation_never_moves_the_tip_back_nor_purges_the_cac
         .unwrap();
     assert!(h.header(10).await.unwrap().is_none(), "the cache was purged");
 }
+
+/// The follower's side of C14 when another server extends the chain: the
+/// tip read carries the read deadline from now (not one already passed), the
+/// extension is published, and it purges nothing (only a truncation may).
+#[tokio::test(start_paused = true)]
+async fn c14_an_extension_by_another_server_is_published_and_keeps_the_cache() {
+    let backend = GatedBackend::new(true);
+    backend.enable_tip_updates();
+    let blocks = chain(12);
+    let mut store = backend.store().clone();
+    store.append_blocks(blocks[..10].to_vec(), Deadline::none("setup")).await.unwrap();
+    let h = ColdStorage::builder(backend.clone()).read_timeout(READ).build().await.unwrap();
+    h.header(5).await.unwrap().unwrap(); // cached
+
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let now = tokio::time::Instant::now();
+    store.append_blocks(vec![blocks[10].clone()], Deadline::none("other")).await.unwrap();
+    backend.notify_tip(Some(blocks[10].num_hash()));
+    let mut watch = h.tip_watch();
+    tokio::time::timeout(READ, watch.wait_for(|t| t.is_some_and(|t| t.number == 11)))
+        .await
+        .expect("another server's block is followed")
+        .unwrap();
+    let d = backend.last_deadline("tip").expect("the follower read the tip");
+    assert!(d.instant() > now, "the follower's tip read had a deadline in the past");
+
+    let headers = backend.entered("header");
+    assert!(h.header(5).await.unwrap().is_some());
+    assert_eq!(backend.entered("header"), headers, "an extension purged the cache");
+}
