@@ -152,8 +152,11 @@ pub struct SoakReport {
     pub stream_errors: u64,
     /// Panics that reached a caller instead of becoming its error (C12).
     pub caller_panics: u64,
-    /// Reorgs done.
+    /// Reorgs done: the truncation and the append back both succeeded.
     pub reorgs: u64,
+    /// Reorgs begun (a truncation sent), done or not: with write faults on,
+    /// a reorg can fail like any other write.
+    pub reorg_attempts: u64,
     /// Times the producer restarted from the durable tip.
     pub resyncs: u64,
     /// Faults injected: hangs and panics.
@@ -510,6 +513,7 @@ impl OnBackend for Soak {
             stream_errors: get(&c.stream_errors),
             caller_panics: get(&c.caller_panics),
             reorgs: get(&c.reorgs),
+            reorg_attempts: get(&c.truncations),
             resyncs: get(&c.resyncs),
             hangs_injected: faulty.hangs(),
             panics_injected: faulty.panics(),

@@ -43,12 +43,18 @@ fn soak(store: &str, faults: &str, dir: &std::path::Path) -> serde_json::Value {
     report
 }
 
-fn check(report: &serde_json::Value, expect_faults: bool) {
+fn check(report: &serde_json::Value, expect_faults: bool, expect_write_faults: bool) {
     let n = |f: &str| report[f].as_u64().unwrap_or_else(|| panic!("{f} in {report}"));
     assert!(n("appended") > 10, "{report}");
     assert!(n("acknowledged") > 0, "{report}");
     assert!(n("reads") > 0 && n("streams") > 0, "{report}");
-    assert!(n("reorgs") >= 1, "{report}");
+    // With write faults a reorg fails like any write (a truncation queued
+    // behind an injected hang times out), so only its attempt is certain.
+    if expect_write_faults {
+        assert!(n("reorg_attempts") >= 1, "{report}");
+    } else {
+        assert!(n("reorgs") >= 1, "{report}");
+    }
     assert_eq!(n("lost_writes"), 0, "{report}");
     assert_eq!(n("tip_regressions"), 0, "{report}");
     assert_eq!(report["wedged"], false, "{report}");
@@ -62,7 +68,7 @@ fn check(report: &serde_json::Value, expect_faults: bool) {
 fn soak_on_mem_with_read_faults_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let report = soak("mem", "hang=0.01,panic=0.01,scope=reads", dir.path());
-    check(&report, true);
+    check(&report, true, false);
 }
 
 #[test]
@@ -71,7 +77,7 @@ fn soak_on_the_embedded_store_with_read_faults_loses_nothing() {
     let store = dir.path().join("store");
     let report = soak(store.to_str().unwrap(), "hang=0.01,panic=0.01,scope=reads", dir.path());
     assert_eq!(report["store"], "embedded");
-    check(&report, true);
+    check(&report, true, false);
 }
 
 /// Faults in writes too (C13): a write that fails with nobody awaiting it
@@ -85,7 +91,7 @@ fn soak_with_write_faults_loses_nothing() {
         let path = dir.path().join("store");
         let spec = if store == "mem" { "mem" } else { path.to_str().unwrap() };
         let report = soak(spec, "hang=0.01,panic=0.01", dir.path());
-        check(&report, true);
+        check(&report, true, true);
     }
 }
 
