@@ -1074,3 +1074,40 @@ async fn c14_an_extension_by_another_server_is_published_and_keeps_the_cache() {
     assert!(h.header(5).await.unwrap().is_some());
     assert_eq!(backend.entered("header"), headers, "an extension purged the cache");
 }
+
+/// C10 through the follower: another server replaces the newest blocks with
+/// a fork (truncate, then append other blocks at the same heights, one
+/// notification for both). The fork's tip is at or below the old one, so
+/// only its hash tells the truncation; the cached old blocks are purged and
+/// the fork is served.
+#[tokio::test(start_paused = true)]
+async fn c10_a_fork_by_another_server_purges_the_cache() {
+    let backend = GatedBackend::new(true);
+    backend.enable_tip_updates();
+    let blocks = chain(10);
+    let mut store = backend.store().clone();
+    store.append_blocks(blocks.clone(), Deadline::none("setup")).await.unwrap();
+    let h = ColdStorage::builder(backend.clone()).read_timeout(READ).build().await.unwrap();
+    for n in 8..=10u64 {
+        h.header(n).await.unwrap().unwrap(); // cached
+    }
+
+    store.truncate_above(7, Deadline::none("other")).await.unwrap();
+    let fork = test_chain(8, 2, blocks[6].hash(), 77);
+    store.append_blocks(fork.clone(), Deadline::none("other")).await.unwrap();
+    let fork_tip = fork[1].num_hash();
+    backend.notify_tip(Some(fork_tip));
+    let mut watch = h.tip_watch();
+    tokio::time::timeout(READ, watch.wait_for(|t| *t == Some(fork_tip)))
+        .await
+        .expect("the fork is followed")
+        .unwrap();
+    for b in &fork {
+        assert_eq!(
+            h.header(b.number()).await.unwrap().unwrap().hash(),
+            b.hash(),
+            "block {} came from the cache of the old chain",
+            b.number()
+        );
+    }
+}
