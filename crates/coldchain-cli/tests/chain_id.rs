@@ -9,16 +9,9 @@
 mod common;
 
 use coldchain_client::HttpClient;
-use common::Served;
+use common::{Served, coldchain, fails, s};
 use serde_json::json;
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
-
-fn coldchain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coldchain")).args(args).output().unwrap()
-}
+use std::path::{Path, PathBuf};
 
 /// Runs a command that must succeed; returns (stdout, stderr).
 fn ok(args: &[&str]) -> (String, String) {
@@ -29,18 +22,6 @@ fn ok(args: &[&str]) -> (String, String) {
 }
 
 /// Runs a command that must fail; returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let out = coldchain(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
-    common::clauses::assert_errors_say_each_clause_once(&stderr);
-    stderr
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// What `coldchain chain-id --store S` prints.
 fn chain_id(store: &Path) -> String {
     ok(&["chain-id", "--store", s(store)]).0.trim().to_owned()

@@ -5,36 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
+use common::{coldchain, fails, ok, s};
 
 use std::{
     io::Read,
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
-
-fn coldchain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coldchain")).args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = coldchain(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{args:?}: {stderr}");
-    stderr
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = coldchain(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
-    common::clauses::assert_errors_say_each_clause_once(&stderr);
-    stderr
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// The store's whole content as JSON lines (empty for an empty store).
 fn snapshot(store: &Path, dir: &Path) -> Vec<u8> {

@@ -10,35 +10,12 @@
 
 mod common;
 
-use common::Served;
+use common::{Served, coldchain, fails, ok, s};
 use std::{
     io::{Read, Write},
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Command,
 };
-
-fn coldchain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coldchain")).args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = coldchain(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{args:?}: {stderr}");
-    stderr
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = coldchain(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
-    common::clauses::assert_errors_say_each_clause_once(&stderr);
-    stderr
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A mount that is unmounted when dropped, also when the test fails.
 struct Mount(PathBuf);

@@ -13,6 +13,34 @@ use std::{
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
+/// Runs the `coldchain` binary with `args` to completion.
+pub fn coldchain(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_coldchain")).args(args).output().unwrap()
+}
+
+/// Runs `coldchain args`, asserts success, returns its stderr.
+pub fn ok(args: &[&str]) -> String {
+    let out = coldchain(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    stderr
+}
+
+/// Runs `coldchain args`, asserts failure whose error says each clause
+/// once, returns its stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = coldchain(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+    clauses::assert_errors_say_each_clause_once(&stderr);
+    stderr
+}
+
+/// A path as an argument.
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
 /// A running `coldchain serve`.
 pub struct Served {
     pub child: Child,
