@@ -16,7 +16,7 @@ use coldchain::{
 use coldchain_mdbx::{MdbxBackend, MdbxOptions};
 use coldchain_postgres::{PgOptions, PostgresBackend};
 use coldchain_rpc::RpcConfig;
-use common::TestServer;
+use common::{PgDatabase, TestServer};
 use serde_json::{Value, json};
 
 const SHAPE: ChainShape = ChainShape { max_txs: 8, max_logs: 4, addresses: 4, topics: 6 };
@@ -163,25 +163,12 @@ async fn filters_on_mdbx() {
     s.stop().await;
 }
 
-fn admin_url() -> String {
-    std::env::var("COLDCHAIN_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_on_two_postgres_servers() {
-    let url = admin_url();
-    let Ok((admin, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "no PostgreSQL at {url}, CI=true");
-        eprintln!("\n*** SKIPPED filters_on_two_postgres_servers: no PostgreSQL server ***\n");
+    let Some(db) = PgDatabase::create("filters_on_two_postgres_servers", "filters").await else {
         return;
     };
-    tokio::spawn(connection);
-    let db = format!("coldchain_rpc_filters_{}", std::process::id());
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await.unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
-    let (base, _) = url.rsplit_once('/').unwrap();
-    let db_url = format!("{base}/{db}");
+    let db_url = db.url.clone();
     let open = || async {
         let backend = PostgresBackend::open(&db_url, PgOptions::default()).await.unwrap();
         ColdStorage::new(backend).await.unwrap()
@@ -205,5 +192,5 @@ async fn filters_on_two_postgres_servers() {
 
     server_a.stop().await;
     server_b.stop().await;
-    admin.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
+    db.drop_now().await;
 }

@@ -11,27 +11,9 @@ mod common;
 use coldchain::ColdStorage;
 use coldchain_postgres::{PgOptions, PostgresBackend};
 use coldchain_rpc::{RpcConfig, RpcServer};
-use common::{chain, raw_exchange};
+use common::{PgDatabase, chain, raw_exchange};
 use serde_json::Value;
 use std::{net::SocketAddr, time::Duration};
-use tokio_postgres::{Client, NoTls};
-
-fn admin_url() -> String {
-    std::env::var("COLDCHAIN_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// `url` with its database replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').unwrap();
-    format!("{base}/{db}")
-}
-
-async fn connect(url: &str) -> Option<Client> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.ok()?;
-    tokio::spawn(connection);
-    Some(client)
-}
 
 async fn health(addr: SocketAddr) -> (u16, Value) {
     let request = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
@@ -42,21 +24,10 @@ async fn health(addr: SocketAddr) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_503_when_postgres_is_gone() {
-    let Some(admin) = connect(&admin_url()).await else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no PostgreSQL server at {}, and CI=true",
-            admin_url()
-        );
-        eprintln!("\n*** SKIPPED health_is_503_when_postgres_is_gone: no PostgreSQL server ***\n");
+    let Some(db) = PgDatabase::create("health_is_503_when_postgres_is_gone", "health").await else {
         return;
     };
-    let db = format!("coldchain_rpc_health_{}", std::process::id());
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await.unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
-    let backend = PostgresBackend::open(&with_database(&admin_url(), &db), PgOptions::default())
-        .await
-        .unwrap();
+    let backend = PostgresBackend::open(&db.url, PgOptions::default()).await.unwrap();
     let handle =
         ColdStorage::builder(backend).read_timeout(Duration::from_secs(1)).build().await.unwrap();
     handle.append_blocks(chain(0, 4)).await.unwrap();
@@ -70,7 +41,7 @@ async fn health_is_503_when_postgres_is_gone() {
     assert_eq!(body["backendOk"], true);
 
     // PostgreSQL goes away for this store: its database and connections.
-    admin.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
+    db.drop_now().await;
     let (status, body) = health(addr).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["backendOk"], false, "{body}");

@@ -23,7 +23,7 @@ use coldchain::{
 use coldchain_mdbx::{MdbxBackend, MdbxOptions};
 use coldchain_postgres::{PgOptions, PostgresBackend};
 use coldchain_rpc::RpcConfig;
-use common::TestServer;
+use common::{PgDatabase, TestServer};
 use serde_json::{Value, json};
 
 fn hex(n: u64) -> String {
@@ -473,29 +473,15 @@ async fn mdbx_answers_as_memory() {
     s.stop().await;
 }
 
-fn admin_url() -> String {
-    std::env::var("COLDCHAIN_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_answers_as_memory() {
-    let url = admin_url();
-    let Ok((admin, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "no PostgreSQL at {url}, CI=true");
-        eprintln!("\n*** SKIPPED postgres_answers_as_memory: no PostgreSQL server ***\n");
+    let Some(db) = PgDatabase::create("postgres_answers_as_memory", "history").await else {
         return;
     };
-    tokio::spawn(connection);
-    let db = format!("coldchain_rpc_history_{}", std::process::id());
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await.unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
-    let (base, _) = url.rsplit_once('/').unwrap();
-    let backend =
-        PostgresBackend::open(&format!("{base}/{db}"), PgOptions::default()).await.unwrap();
+    let backend = PostgresBackend::open(&db.url, PgOptions::default()).await.unwrap();
     let run = backend_run();
     let s = server_over(backend, run.clone()).await;
     same_as_mem(&s, &run).await;
     s.stop().await;
-    admin.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
+    db.drop_now().await;
 }

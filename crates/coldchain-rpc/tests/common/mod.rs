@@ -193,3 +193,49 @@ impl Ws {
         out
     }
 }
+
+/// A fresh PostgreSQL database for one test on the local server
+/// (`COLDCHAIN_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
+pub struct PgDatabase {
+    /// A connection to the server's admin database.
+    pub admin: tokio_postgres::Client,
+    /// The URL of the fresh database.
+    pub url: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl PgDatabase {
+    /// Creates `coldchain_rpc_<tag>_<pid>` (dropping a leftover first). With no
+    /// server it returns `None` after a loud notice naming `test`; under
+    /// `CI=true` it fails instead.
+    pub async fn create(test: &str, tag: &str) -> Option<Self> {
+        let admin_url = std::env::var("COLDCHAIN_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let Ok((admin, connection)) =
+            tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
+        else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "no PostgreSQL server at {admin_url}, and CI=true"
+            );
+            eprintln!("\n*** SKIPPED {test}: no PostgreSQL server ***\n");
+            return None;
+        };
+        tokio::spawn(connection);
+        let name = format!("coldchain_rpc_{tag}_{}", std::process::id());
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        Some(Self { admin, url, name })
+    }
+
+    /// Drops the database and every connection to it.
+    pub async fn drop_now(&self) {
+        self.admin
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await
+            .unwrap();
+    }
+}
